@@ -1,0 +1,1 @@
+"""Featurizers: compositions, element embeddings, crystal graphs, atom-centred descriptors."""
