@@ -1,0 +1,116 @@
+"""One trainer for every gapkit model: a configured ``lightning.Trainer``.
+
+Why Lightning: it already does what every model here needs and what is easy to get subtly wrong by
+hand — CPU/CUDA with no device code in the models, mixed precision on CUDA, multi-GPU through DDP,
+checkpoint + exact resume (optimizer, scheduler, epoch and RNG state), early stopping, a progress bar
+and a CSV log. Models stay plain ``nn.Module``s; each chapter wraps one in a small LightningModule
+"task" that says what a training step is.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+from gapkit.runtime import resolve_device
+
+
+@dataclass
+class TrainConfig:
+    """What a training run needs besides the model and the data."""
+
+    max_epochs: int = 100
+    run_dir: Path | str = "runs/default"
+    device: str = "auto"  # "auto", "cpu", "cuda"
+    devices: int | str = 1  # >1 GPUs trains with DDP
+    monitor: str = "val_mae"
+    mode: str = "min"
+    patience: int | None = 20  # early-stopping patience in epochs; None disables it
+    mixed_precision: bool = True  # used on CUDA only; CPU always trains in float32
+    gradient_clip: float | None = None
+    progress: bool = True
+    seed: int = 0
+    deterministic: bool = True
+    log_every_n_steps: int = 10
+    extra_callbacks: list[Any] = field(default_factory=list)
+
+
+def _accelerator(device: str) -> str:
+    return resolve_device(device).type  # 'cpu' or 'cuda'; raises if cuda is asked for and absent
+
+
+def make_trainer(config: TrainConfig, log_version: int = 0) -> L.Trainer:
+    """Build a Lightning Trainer with checkpointing, early stopping, CSV log and the right precision."""
+    accelerator = _accelerator(config.device)
+    precision = "bf16-mixed" if accelerator == "cuda" and config.mixed_precision else "32-true"
+    run_dir = Path(config.run_dir)
+    callbacks: list[Any] = [
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=config.monitor,
+                        mode=config.mode, save_last=True, save_top_k=1),
+        *config.extra_callbacks,
+    ]
+    if config.patience is not None:
+        callbacks.append(EarlyStopping(monitor=config.monitor, mode=config.mode, patience=config.patience))
+    if config.progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, config.log_every_n_steps)))
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # the device banner is noise in a notebook
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    for pattern in (".*LeafSpec.*", ".*smaller than the logging interval.*", ".*exists and is not empty.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+    return L.Trainer(
+        accelerator=accelerator,
+        devices=config.devices if accelerator == "cuda" else 1,
+        strategy="ddp" if accelerator == "cuda" and config.devices not in (1, "1") else "auto",
+        precision=precision,
+        max_epochs=config.max_epochs,
+        callbacks=callbacks,
+        logger=CSVLogger(save_dir=str(run_dir), name="log", version=log_version),
+        default_root_dir=str(run_dir),
+        enable_progress_bar=config.progress,
+        enable_model_summary=False,
+        deterministic=config.deterministic if accelerator == "cpu" else False,
+        gradient_clip_val=config.gradient_clip,
+        log_every_n_steps=config.log_every_n_steps,
+        num_sanity_val_steps=0,
+    )
+
+
+def last_checkpoint(run_dir: Path | str) -> Path | None:
+    """Return the run's last checkpoint, if a previous (possibly killed) run left one."""
+    path = Path(run_dir) / "checkpoints" / "last.ckpt"
+    return path if path.is_file() else None
+
+
+def fit(task: L.LightningModule, train_loader, val_loader=None, config: TrainConfig | None = None,
+        resume: bool = True) -> L.Trainer:
+    """Train ``task``; with ``resume`` a run killed midway continues from its last checkpoint."""
+    config = config or TrainConfig()
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    ckpt = last_checkpoint(config.run_dir) if resume else None
+    # Each resumed segment logs to its own CSV (Lightning would overwrite one); read_log joins them.
+    segments = sorted((Path(config.run_dir) / "log").glob("version_*")) if ckpt else []
+    trainer = make_trainer(config, log_version=len(segments))
+    trainer.fit(task, train_dataloaders=train_loader, val_dataloaders=val_loader,
+                ckpt_path=str(ckpt) if ckpt else None)
+    return trainer
+
+
+def read_log(run_dir: Path | str):
+    """Return the CSV training log of a run as a DataFrame, one row per epoch."""
+    import pandas as pd
+
+    paths = sorted((Path(run_dir) / "log").glob("version_*/metrics.csv"),
+                   key=lambda p: int(p.parent.name.split("_")[1]))
+    if not paths:
+        raise FileNotFoundError(f"No training log under {Path(run_dir) / 'log'}: has the run started?")
+    df = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    # Lightning writes train and val metrics on separate rows of the same epoch; merge them.
+    return df.groupby("epoch", as_index=False).agg(lambda s: s.dropna().iloc[-1] if s.notna().any() else float("nan"))
