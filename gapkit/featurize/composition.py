@@ -1,8 +1,31 @@
-"""Chemical formulas -> validated pymatgen compositions (and, later, element/fraction tensors)."""
+"""Chemical formulas -> validated pymatgen compositions -> (element index, fraction) arrays.
+
+Index convention (shared by every composition model, CrabNet included):
+
+* an element is indexed by its **atomic number Z** (H = 1, ..., Lr = 103, ...);
+* index **0 is padding**: a formula with fewer than ``max_elements`` elements is padded with
+  ``Z = 0`` and fraction ``0.0`` on the right;
+* fractions are atomic fractions of the (unreduced) composition and sum to 1 over the real slots;
+* elements keep pymatgen's order for the formula as written (``Composition`` insertion order).
+
+So ``encode_formula("SiO2")`` gives ``Z = [14, 8, 0, 0, 0, 0, 0]`` and
+``fractions = [1/3, 2/3, 0, 0, 0, 0, 0]``, and ``embedding_matrix(name)[Z]`` (see
+``gapkit.featurize.embeddings``) looks the element vectors up directly, padding giving zeros.
+"""
 
 from __future__ import annotations
 
+import logging
+from typing import Iterable
+
+import numpy as np
 from pymatgen.core import Composition, Element
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+MAX_ELEMENTS = 7
+PAD_INDEX = 0
 
 
 class FormulaError(ValueError):
@@ -30,3 +53,46 @@ def parse_formula(formula: str) -> Composition:
     if len(comp) == 0:
         raise FormulaError(f"Formula {formula!r} contains no elements.")
     return comp
+
+
+def encode_formula(formula: str, max_elements: int = MAX_ELEMENTS) -> tuple[np.ndarray, np.ndarray]:
+    """Encode a formula as (Z int64[max_elements], atomic fractions float32[max_elements]), 0-padded."""
+    if max_elements < 1:
+        raise ValueError(f"max_elements must be >= 1, got {max_elements}.")
+    comp = parse_formula(formula)
+    if len(comp) > max_elements:
+        raise FormulaError(
+            f"Formula {formula!r} has {len(comp)} elements, more than max_elements={max_elements}; "
+            "raise max_elements or drop this formula."
+        )
+    z = np.zeros(max_elements, dtype=np.int64)
+    frac = np.zeros(max_elements, dtype=np.float32)
+    total = comp.num_atoms
+    for i, (element, amount) in enumerate(comp.items()):
+        z[i] = element.Z
+        frac[i] = amount / total
+    return z, frac
+
+
+def decode_formula(z: np.ndarray, fractions: np.ndarray) -> Composition:
+    """Turn (Z, fractions) back into a Composition of atomic fractions (padding ignored)."""
+    z = np.asarray(z)
+    fractions = np.asarray(fractions)
+    keep = z != PAD_INDEX
+    return Composition({Element.from_Z(int(a)): float(f) for a, f in zip(z[keep], fractions[keep])})
+
+
+def encode_formulas(
+    formulas: Iterable[str], max_elements: int = MAX_ELEMENTS, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encode many formulas (e.g. a DataFrame column) as (Z int64[n, k], fractions float32[n, k])."""
+    formulas = list(formulas)
+    z = np.zeros((len(formulas), max_elements), dtype=np.int64)
+    frac = np.zeros((len(formulas), max_elements), dtype=np.float32)
+    for i, formula in enumerate(tqdm(formulas, desc="encoding formulas", disable=not progress,
+                                     mininterval=1.0)):
+        try:
+            z[i], frac[i] = encode_formula(formula, max_elements)
+        except FormulaError as exc:
+            raise FormulaError(f"Row {i}: {exc}") from exc
+    return z, frac

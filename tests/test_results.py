@@ -1,0 +1,37 @@
+"""The results helper writes metrics with provenance and reads them back."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gapkit.results import RunTimer, load_results, package_versions, record_results
+
+
+def test_record_and_load(tmp_path):
+    timer = RunTimer()
+    path = record_results("models", "quick", {"test_mae_ev": np.float32(0.4123), "n": 10},
+                          device="cpu (2 threads)", wall_time_s=timer.elapsed, seed=0, directory=tmp_path)
+    assert path.name == "models-quick.json"
+    record = json.loads(path.read_text())
+    assert record["metrics"]["test_mae_ev"] == pytest.approx(0.4123, abs=1e-6)
+    prov = record["provenance"]
+    assert prov["device"] == "cpu (2 threads)" and prov["seed"] == 0
+    assert set(prov) >= {"commit", "wall_time_s", "packages", "finished_utc"}
+    assert prov["packages"]["torch"] != "not installed"
+    assert [r["chapter"] for r in load_results(tmp_path)] == ["models"]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_rejects_bad_names_and_values(tmp_path):
+    with pytest.raises(ValueError):
+        record_results("a/b", "quick", {}, device="cpu", wall_time_s=0, directory=tmp_path)
+    with pytest.raises(TypeError, match="not JSON"):
+        record_results("x", "quick", {"bad": object()}, device="cpu", wall_time_s=0, directory=tmp_path)
+
+
+def test_package_versions():
+    versions = package_versions()
+    assert versions["python"].count(".") == 2 and "pymatgen" in versions
