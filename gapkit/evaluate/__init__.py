@@ -1,0 +1,1 @@
+"""Evaluation: metrics, uncertainty calibration, plots and data summaries."""
