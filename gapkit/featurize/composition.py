@@ -16,6 +16,7 @@ So ``encode_formula("SiO2")`` gives ``Z = [14, 8, 0, 0, 0, 0, 0]`` and
 from __future__ import annotations
 
 import logging
+import re
 from typing import Iterable
 
 import numpy as np
@@ -50,6 +51,11 @@ def parse_formula(formula: str) -> Composition:
             )
         if amount <= 0:
             raise FormulaError(f"Formula {formula!r} has a non-positive amount {amount} of {species}.")
+    # pymatgen silently drops zero amounts ("Si0O2" -> O2): a symbol written but absent is a zero.
+    written = set(re.findall(r"[A-Z][a-z]?", text))
+    present = {el.symbol for el in comp}
+    if written - present and all(Element.is_valid_symbol(s) for s in written - present):
+        raise FormulaError(f"Formula {formula!r} has a zero amount of {', '.join(sorted(written - present))}.")
     if len(comp) == 0:
         raise FormulaError(f"Formula {formula!r} contains no elements.")
     return comp
