@@ -1,0 +1,1 @@
+"""Crystal-structure search: a genetic algorithm driven by an actively learned neural-network potential."""

@@ -1,0 +1,237 @@
+"""Neural-network potential: symmetry functions -> one small network per element -> summed energy.
+
+The loss is on the total energy (per atom); atomic energies are never labelled. Forces and stress
+come from autograd through the torch descriptors, and :class:`PotentialCalculator` wraps the
+potential as an ASE calculator so ASE optimizers (BFGS, FIRE, with a cell filter) relax with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from torch import nn
+
+from gapkit.search.descriptors import (NeighbourGraph, SymmetryFunctionParams,
+                                       build_neighbour_graph, symmetry_functions)
+
+log = logging.getLogger(__name__)
+
+ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU,
+               "prelu": nn.PReLU}
+DTYPE = torch.float64  # tiny model; float64 keeps finite-difference force checks and relaxations clean
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run torch on one thread inside the block: for a few hundred weights, thread hand-offs cost
+    more than the arithmetic (measured ~10x slower training with the default thread pool)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _mlp(n_in: int, hidden: tuple[int, ...], activation: str) -> nn.Sequential:
+    """Fully connected net n_in -> hidden... -> 1 with the chosen activation."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"Unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}.")
+    layers: list[nn.Module] = []
+    width = n_in
+    for h in hidden:
+        layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
+        width = h
+    layers.append(nn.Linear(width, 1))
+    return nn.Sequential(*layers)
+
+
+class NNPotential(nn.Module):
+    """Behler–Parrinello potential: per-element networks on standardised symmetry functions."""
+
+    def __init__(self, species: list[int], params: SymmetryFunctionParams | None = None,
+                 hidden: tuple[int, ...] = (10, 10), activation: str = "tanh") -> None:
+        super().__init__()
+        self.species = sorted(int(z) for z in species)
+        self.params = params or SymmetryFunctionParams()
+        self.activation = activation
+        n_feat = self.params.n_features(len(self.species))
+        self.nets = nn.ModuleList([_mlp(n_feat, hidden, activation) for _ in self.species])
+        # Per-element descriptor standardisation and an energy offset/scale, set from training data.
+        self.register_buffer("feat_mean", torch.zeros(len(self.species), n_feat))
+        self.register_buffer("feat_std", torch.ones(len(self.species), n_feat))
+        self.register_buffer("e_mean", torch.zeros(()))
+        self.register_buffer("e_std", torch.ones(()))
+        self.to(DTYPE)
+
+    def species_index(self, numbers: np.ndarray) -> torch.Tensor:
+        """Map atomic numbers to indices into ``self.species`` (error for unknown elements)."""
+        lookup = {z: k for k, z in enumerate(self.species)}
+        try:
+            return torch.as_tensor([lookup[int(z)] for z in numbers], dtype=torch.long)
+        except KeyError as err:
+            raise ValueError(f"Element Z={err.args[0]} is not in this potential's species "
+                             f"{self.species}.") from None
+
+    def atomic_energies(self, desc: torch.Tensor, sp: torch.Tensor) -> torch.Tensor:
+        """Energy of each atom (eV) from its raw descriptor row and species index."""
+        x = (desc - self.feat_mean[sp]) / self.feat_std[sp]
+        out = desc.new_zeros(desc.shape[0])
+        for k, net in enumerate(self.nets):
+            mask = sp == k
+            if mask.any():
+                out = out.index_put((mask.nonzero(as_tuple=True)[0],), net(x[mask]).squeeze(-1))
+        return out * self.e_std + self.e_mean
+
+    def energy(self, positions: torch.Tensor, cell: torch.Tensor, graph: NeighbourGraph) -> torch.Tensor:
+        """Total energy (eV) of one structure, differentiable in positions and cell."""
+        desc = symmetry_functions(positions, cell, graph, self.species, self.params)
+        return self.atomic_energies(desc, self.species_index(graph.numbers)).sum()
+
+    def predict(self, atoms: Atoms) -> float:
+        """Total energy (eV) of an ASE ``Atoms`` without gradients."""
+        graph = build_neighbour_graph(atoms, self.params.r_cut)
+        with torch.no_grad():
+            return float(self.energy(torch.as_tensor(atoms.positions, dtype=DTYPE),
+                                     torch.as_tensor(np.asarray(atoms.cell), dtype=DTYPE), graph))
+
+    def energy_forces_stress(self, atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray]:
+        """Energy (eV), forces (eV/Å) and stress (eV/Å^3, 3x3) by autograd through a strain."""
+        graph = build_neighbour_graph(atoms, self.params.r_cut)
+        pos = torch.as_tensor(atoms.positions, dtype=DTYPE).requires_grad_(True)
+        cell0 = torch.as_tensor(np.asarray(atoms.cell), dtype=DTYPE)
+        strain = torch.zeros(3, 3, dtype=DTYPE, requires_grad=True)
+        deform = torch.eye(3, dtype=DTYPE) + strain
+        energy = self.energy(pos @ deform, cell0 @ deform, graph)
+        d_pos, d_strain = torch.autograd.grad(energy, (pos, strain))
+        volume = abs(float(np.linalg.det(atoms.cell)))
+        stress = d_strain.detach().numpy() / volume
+        return float(energy.detach()), -d_pos.detach().numpy(), 0.5 * (stress + stress.T)
+
+
+class PotentialCalculator(Calculator):
+    """ASE calculator around an :class:`NNPotential` (energy, forces, stress)."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, potential: NNPotential, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.potential = potential
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        """Fill ``self.results`` for the current atoms."""
+        super().calculate(atoms, properties, system_changes)
+        with single_thread():
+            energy, forces, stress = self.potential.energy_forces_stress(self.atoms)
+        voigt = stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+        self.results = {"energy": energy, "free_energy": energy, "forces": forces, "stress": voigt}
+
+
+@dataclass
+class TrainSettings:
+    """Settings for fitting the potential (full-batch Adam with early stopping)."""
+
+    hidden: tuple[int, ...] = (10, 10)
+    activation: str = "tanh"
+    lr: float = 1e-2
+    max_epochs: int = 3000
+    patience: int = 300
+    val_fraction: float = 0.2
+    weight_decay: float = 0.0
+    params: SymmetryFunctionParams = field(default_factory=SymmetryFunctionParams)
+
+
+@dataclass
+class TrainHistory:
+    """Per-epoch RMSE (eV/atom) on train and validation, and the best validation RMSE."""
+
+    train_rmse: list[float]
+    val_rmse: list[float]
+    best_val_rmse: float
+    best_epoch: int
+
+
+def _stack_descriptors(structures: list[Atoms], potential: NNPotential):
+    """Descriptors of all atoms of all structures, with species and owning-structure index."""
+    descs, sps, owner = [], [], []
+    for k, atoms in enumerate(structures):
+        graph = build_neighbour_graph(atoms, potential.params.r_cut)
+        with torch.no_grad():
+            descs.append(symmetry_functions(torch.as_tensor(atoms.positions, dtype=DTYPE),
+                                            torch.as_tensor(np.asarray(atoms.cell), dtype=DTYPE),
+                                            graph, potential.species, potential.params))
+        sps.append(potential.species_index(atoms.numbers))
+        owner.append(torch.full((len(atoms),), k, dtype=torch.long))
+    return torch.cat(descs), torch.cat(sps), torch.cat(owner)
+
+
+def fit_potential(structures: list[Atoms], energies_ev: list[float], species: list[int],
+                  settings: TrainSettings | None = None, seed: int = 0
+                  ) -> tuple[NNPotential, TrainHistory]:
+    """Fit a fresh potential to total energies; return it (best-validation weights) and its history.
+
+    A plain torch loop rather than gapkit.train.trainer.fit: the model has a few hundred weights,
+    the data are a few hundred structures whose descriptors are computed once and fit in memory,
+    and it is refitted every active-learning cycle inside worker processes — Lightning's per-fit
+    setup, checkpoint folders and logging would cost more than the training itself.
+    """
+    settings = settings or TrainSettings()
+    if len(structures) != len(energies_ev) or len(structures) < 2:
+        raise ValueError(f"Need at least 2 structures with one energy each, got "
+                         f"{len(structures)} structures and {len(energies_ev)} energies.")
+    with single_thread():
+        return _fit(structures, energies_ev, species, settings, seed)
+
+
+def _fit(structures: list[Atoms], energies_ev: list[float], species: list[int],
+         settings: TrainSettings, seed: int) -> tuple[NNPotential, TrainHistory]:
+    """Body of :func:`fit_potential` (runs single-threaded)."""
+    torch.manual_seed(seed)
+    pot = NNPotential(species, settings.params, settings.hidden, settings.activation)
+    desc, sp, owner = _stack_descriptors(structures, pot)
+    n_atoms = torch.bincount(owner, minlength=len(structures)).to(DTYPE)
+    target = torch.as_tensor(np.asarray(energies_ev, dtype=np.float64)) / n_atoms  # eV/atom
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(structures))
+    n_val = max(1, int(round(settings.val_fraction * len(structures))))
+    val_idx = torch.as_tensor(np.sort(perm[:n_val]))
+    train_idx = torch.as_tensor(np.sort(perm[n_val:]))
+    train_mask = torch.isin(owner, train_idx)
+    for k in range(len(pot.species)):  # per-element standardisation on training atoms only
+        rows = desc[train_mask & (sp == k)]
+        if len(rows):
+            pot.feat_mean[k] = rows.mean(0)
+            pot.feat_std[k] = rows.std(0, unbiased=False).clamp_min(1e-6)
+    pot.e_mean.fill_(float(target[train_idx].mean()))
+    pot.e_std.fill_(float(target[train_idx].std(unbiased=False).clamp_min(1e-3)))
+    opt = torch.optim.Adam(pot.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    best, best_epoch, best_state = float("inf"), -1, copy.deepcopy(pot.state_dict())
+    hist_tr, hist_va = [], []
+    for epoch in range(settings.max_epochs):
+        opt.zero_grad()
+        e_atom = pot.atomic_energies(desc, sp)
+        per_atom = torch.zeros(len(structures), dtype=DTYPE).index_add(0, owner, e_atom) / n_atoms
+        err = per_atom - target
+        loss = (err[train_idx] ** 2).mean() / pot.e_std ** 2
+        loss.backward()
+        opt.step()
+        err = err.detach()
+        tr = float(err[train_idx].pow(2).mean().sqrt())
+        va = float(err[val_idx].pow(2).mean().sqrt())
+        hist_tr.append(tr)
+        hist_va.append(va)
+        if va < best - 1e-6:
+            best, best_epoch, best_state = va, epoch, copy.deepcopy(pot.state_dict())
+        elif epoch - best_epoch >= settings.patience:
+            break
+    pot.load_state_dict(best_state)
+    log.info("potential fit: %d structures, best val RMSE %.4f eV/atom at epoch %d",
+             len(structures), best, best_epoch)
+    return pot, TrainHistory(hist_tr, hist_va, best, best_epoch)

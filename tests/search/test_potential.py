@@ -1,0 +1,69 @@
+"""The per-element network potential: autograd forces, overfitting a tiny set, relaxation via ASE."""
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.filters import FrechetCellFilter
+from ase.optimize import FIRE
+
+from gapkit.search.potential import (ACTIVATIONS, NNPotential, PotentialCalculator, TrainSettings,
+                                     fit_potential)
+
+
+def _emt_set(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    structures, energies = [], []
+    for k in range(n):
+        atoms = bulk("Cu", "fcc", 3.6 + 0.08 * rng.normal(), cubic=True)
+        atoms.rattle(0.08, seed=k)
+        atoms.calc = EMT()
+        structures.append(atoms)
+        energies.append(atoms.get_potential_energy())
+    return structures, energies
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_forces_and_stress_are_minus_gradients(activation):
+    pot = NNPotential([14], activation=activation)
+    atoms = bulk("Si", "diamond", 5.43, cubic=True)
+    atoms.rattle(0.1, seed=1)
+    energy, forces, stress = pot.energy_forces_stress(atoms)
+    assert energy == pytest.approx(pot.predict(atoms))
+    h = 1e-5
+    for atom, axis in [(0, 0), (3, 2), (5, 1)]:
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[atom, axis] += h
+        minus.positions[atom, axis] -= h
+        fd = -(pot.predict(plus) - pot.predict(minus)) / (2 * h)
+        assert forces[atom, axis] == pytest.approx(fd, rel=1e-5, abs=1e-7)
+    # stress_xx = dE/d(eps_xx) / V
+    plus, minus = atoms.copy(), atoms.copy()
+    for a, sign in ((plus, 1), (minus, -1)):
+        a.set_cell(a.cell.array @ np.diag([1 + sign * h, 1, 1]), scale_atoms=True)
+    fd = (pot.predict(plus) - pot.predict(minus)) / (2 * h) / atoms.get_volume()
+    assert stress[0, 0] == pytest.approx(fd, rel=1e-5, abs=1e-8)
+
+
+def test_overfits_tiny_set_and_relaxes():
+    structures, energies = _emt_set()
+    pot, hist = fit_potential(structures, energies, [29],
+                              TrainSettings(max_epochs=1500, patience=1500, val_fraction=0.2), seed=0)
+    pred = np.array([pot.predict(s) / len(s) for s in structures])
+    true = np.array(energies) / 4
+    assert np.sqrt(np.mean((pred - true) ** 2)) < 0.01  # eV/atom, spread of targets ~0.1
+    assert hist.best_val_rmse < np.std(true)
+    atoms = structures[0].copy()
+    atoms.calc = PotentialCalculator(pot)
+    e0 = atoms.get_potential_energy()
+    FIRE(FrechetCellFilter(atoms), logfile=None).run(fmax=0.05, steps=60)
+    assert atoms.get_potential_energy() < e0
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="activation"):
+        NNPotential([14], activation="swish")
+    with pytest.raises(ValueError, match="species"):
+        NNPotential([29]).predict(bulk("Si", "diamond", 5.43))
+    with pytest.raises(ValueError, match="at least 2"):
+        fit_potential([bulk("Cu")], [1.0, 2.0], [29])
