@@ -1,0 +1,225 @@
+"""Crystal graphs (CGCNN, Xie & Grossman 2018): atoms are nodes, the 12 nearest periodic neighbours are edges.
+
+A graph stores only what the structure fixes — atomic numbers, directed edges and their lengths — so the
+same cached graph serves every node featurisation (CGCNN ``atom_init``, one-hot, learned embeddings) and
+every distance expansion, which the models apply on the fly.
+
+Neighbours come from pymatgen's compiled ``Structure.get_neighbor_list`` (one call per structure, no
+per-site Python loop); the 12 nearest per atom are then picked with one vectorised lexsort.
+
+Disorder policy: a site with partial or mixed occupancy has no single atom to put on a node, so by
+default ``build_graph`` raises :class:`DisorderedStructureError`. Pass ``disorder="majority"`` to replace
+each disordered site by its majority species (a documented approximation, logged as a warning), or order
+the structure yourself first (e.g. pymatgen's ``OrderDisorderedStructureTransformation``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CUTOFF = 8.0  # Angstrom, as in CGCNN
+DEFAULT_MAX_NEIGHBORS = 12
+_GRAPH_VERSION = 1  # bump when the graph format or the neighbour rule changes: old cache entries are ignored
+
+DisorderPolicy = Literal["raise", "majority"]
+
+
+class GraphError(ValueError):
+    """A structure that cannot be turned into a crystal graph."""
+
+
+class EmptyStructureError(GraphError):
+    """The structure has no atoms."""
+
+
+class IsolatedAtomError(GraphError):
+    """An atom has no neighbour within the cutoff radius."""
+
+
+class DisorderedStructureError(GraphError):
+    """The structure has a site with partial or mixed occupancy."""
+
+
+@dataclass(frozen=True)
+class CrystalGraph:
+    """One crystal graph: node atomic numbers and directed edges neighbour (src) -> centre (dst)."""
+
+    atomic_numbers: np.ndarray  # int64 [n_atoms]
+    edge_src: np.ndarray  # int64 [n_edges], the neighbour j sending the message
+    edge_dst: np.ndarray  # int64 [n_edges], the centre atom i receiving it
+    distances: np.ndarray  # float32 [n_edges], Angstrom
+
+    @property
+    def n_atoms(self) -> int:
+        """Number of nodes (atoms in the cell)."""
+        return int(self.atomic_numbers.shape[0])
+
+    @property
+    def n_edges(self) -> int:
+        """Number of directed edges."""
+        return int(self.edge_src.shape[0])
+
+
+def _ordered(structure, disorder: DisorderPolicy):
+    if structure.is_ordered:
+        return structure
+    if disorder == "raise":
+        bad = next(i for i, site in enumerate(structure) if not site.is_ordered)
+        raise DisorderedStructureError(
+            f"Site {bad} ({structure[bad].species}) has partial or mixed occupancy, so it is not one atom. "
+            "Order the structure first (e.g. pymatgen OrderDisorderedStructureTransformation) or pass "
+            "disorder='majority' to put the majority species on each disordered site."
+        )
+    if disorder != "majority":
+        raise ValueError(f"disorder must be 'raise' or 'majority', got {disorder!r}.")
+    from pymatgen.core import Structure
+
+    logger.warning("Disordered structure %s: using the majority species on each site.", structure.formula)
+    species = [max(site.species.items(), key=lambda kv: kv[1])[0] for site in structure]
+    return Structure(structure.lattice, species, structure.frac_coords)
+
+
+def build_graph(structure, cutoff: float = DEFAULT_CUTOFF, max_neighbors: int = DEFAULT_MAX_NEIGHBORS,
+                disorder: DisorderPolicy = "raise") -> CrystalGraph:
+    """Build the crystal graph of one pymatgen Structure (12 nearest neighbours within ``cutoff`` Å)."""
+    if structure is None or len(structure) == 0:
+        raise EmptyStructureError("The structure has no atoms: a crystal graph needs at least one site.")
+    if cutoff <= 0 or max_neighbors < 1:
+        raise ValueError(f"cutoff must be > 0 and max_neighbors >= 1, got {cutoff}, {max_neighbors}.")
+    structure = _ordered(structure, disorder)
+    n = len(structure)
+    centre, neighbour, _images, dist = structure.get_neighbor_list(r=cutoff)
+    counts = np.bincount(centre, minlength=n)
+    if (counts == 0).any():
+        lonely = int(np.flatnonzero(counts == 0)[0])
+        raise IsolatedAtomError(
+            f"Atom {lonely} ({structure[lonely].specie}) of {structure.composition.reduced_formula} has no "
+            f"neighbour within {cutoff} Å; build the graph with a larger cutoff (e.g. cutoff={2 * cutoff:g})."
+        )
+    # Sort edges by (centre, distance, neighbour) and keep the first max_neighbors of each centre.
+    order = np.lexsort((neighbour, np.round(dist, 8), centre))
+    centre, neighbour, dist = centre[order], neighbour[order], dist[order]
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.arange(len(centre)) - np.repeat(starts, counts)
+    keep = rank < max_neighbors
+    return CrystalGraph(
+        atomic_numbers=np.asarray(structure.atomic_numbers, dtype=np.int64),
+        edge_src=neighbour[keep].astype(np.int64),
+        edge_dst=centre[keep].astype(np.int64),
+        distances=dist[keep].astype(np.float32),
+    )
+
+
+def structure_key(structure, cutoff: float = DEFAULT_CUTOFF, max_neighbors: int = DEFAULT_MAX_NEIGHBORS) -> str:
+    """Hash of (lattice, fractional coordinates, species, cutoff, max_neighbors): the graph cache key."""
+    h = hashlib.sha1()
+    h.update(np.ascontiguousarray(structure.lattice.matrix, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(structure.frac_coords, dtype=np.float64).tobytes())
+    # species_string covers disordered sites too, so "majority" graphs never collide with others
+    h.update("|".join(site.species_string for site in structure).encode())
+    h.update(f"{cutoff:.6f}/{max_neighbors}/v{_GRAPH_VERSION}".encode())
+    return h.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """``gapkit.data.cache_dir() / "graphs"``: where built graphs are kept between runs."""
+    from gapkit.data import cache_dir
+
+    return Path(cache_dir()) / "graphs"
+
+
+class GraphCache:
+    """On-disk graph store, one small pickle per structure key, written atomically."""
+
+    def __init__(self, directory: Path | str | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+
+    def _path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.pkl"  # two-level fan-out keeps folders small
+
+    def get(self, key: str) -> CrystalGraph | None:
+        """Return the cached graph for ``key``, or None (also for an unreadable entry)."""
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        try:
+            with open(path, "rb") as fh:
+                return pickle.load(fh)
+        except Exception as exc:  # a corrupt entry is rebuilt, never trusted
+            logger.warning("Ignoring unreadable graph cache entry %s (%s)", path, exc)
+            return None
+
+    def put(self, key: str, graph: CrystalGraph) -> None:
+        """Store ``graph`` under ``key`` (temporary file + rename, so a killed run leaves no half file)."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(graph, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def build_graphs(structures: Iterable, cutoff: float = DEFAULT_CUTOFF,
+                 max_neighbors: int = DEFAULT_MAX_NEIGHBORS, cache: GraphCache | bool | None = True,
+                 disorder: DisorderPolicy = "raise", progress: bool = True) -> list[CrystalGraph]:
+    """Graphs of many structures, read from the disk cache when built before (``cache=False`` skips it)."""
+    store = GraphCache() if cache is True else (cache or None)
+    structures = list(structures)
+    graphs: list[CrystalGraph] = []
+    built = 0
+    for i, s in enumerate(tqdm(structures, desc="crystal graphs", disable=not progress, leave=False)):
+        if s is None or len(s) == 0:
+            raise EmptyStructureError(f"Structure {i} has no atoms: a crystal graph needs at least one site.")
+        key = structure_key(s, cutoff, max_neighbors) if store is not None else ""
+        graph = store.get(key) if store is not None else None
+        if graph is None:
+            try:
+                graph = build_graph(s, cutoff, max_neighbors, disorder)
+            except GraphError as exc:
+                raise type(exc)(f"Structure {i}: {exc}") from exc
+            built += 1
+            if store is not None:
+                store.put(key, graph)
+        graphs.append(graph)
+    logger.info("crystal graphs: %d built, %d from cache", built, len(graphs) - built)
+    return graphs
+
+
+def collate_graphs(graphs: Sequence[CrystalGraph]) -> dict[str, torch.Tensor]:
+    """Batch graphs into one disconnected graph: concatenated nodes, offset edges, atoms per crystal."""
+    if len(graphs) == 0:
+        raise ValueError("collate_graphs needs at least one graph.")
+    n_atoms = np.fromiter((g.n_atoms for g in graphs), dtype=np.int64, count=len(graphs))
+    offsets = np.concatenate(([0], np.cumsum(n_atoms)[:-1]))
+    n_edges = np.fromiter((g.n_edges for g in graphs), dtype=np.int64, count=len(graphs))
+    edge_offset = np.repeat(offsets, n_edges)
+    return {
+        "atomic_numbers": torch.from_numpy(np.concatenate([g.atomic_numbers for g in graphs])),
+        "edge_src": torch.from_numpy(np.concatenate([g.edge_src for g in graphs]) + edge_offset),
+        "edge_dst": torch.from_numpy(np.concatenate([g.edge_dst for g in graphs]) + edge_offset),
+        "distances": torch.from_numpy(np.concatenate([g.distances for g in graphs])),
+        "n_atoms": torch.from_numpy(n_atoms),
+    }
+
+
+def crystal_index(n_atoms: torch.Tensor) -> torch.Tensor:
+    """Crystal id of every node of a batch ([0,0,0,1,1,...]) from the atoms-per-crystal vector."""
+    return torch.repeat_interleave(torch.arange(n_atoms.shape[0], device=n_atoms.device), n_atoms)
