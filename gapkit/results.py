@@ -128,3 +128,39 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     raise TypeError(f"Metric value {value!r} of type {type(value).__name__} is not JSON-serialisable.")
+
+
+def results_table(records: list[dict[str, Any]]) -> "pd.DataFrame":
+    """Flatten result records into one row per (chapter, profile, metric) with provenance columns."""
+    import pandas as pd
+
+    rows = []
+    for rec in records:
+        prov = rec["provenance"]
+        for key, value in _flatten(rec["metrics"]).items():
+            rows.append({"chapter": rec["chapter"], "profile": rec["profile"], "metric": key, "value": value,
+                         "device": prov["device"], "commit": str(prov["commit"])[:12],
+                         "wall_time_s": prov["wall_time_s"]})
+    return pd.DataFrame(rows, columns=["chapter", "profile", "metric", "value", "device", "commit", "wall_time_s"])
+
+
+def _flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, prefix=f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def published_numbers() -> "pd.DataFrame":
+    """The papers' headline numbers transcribed in data/papers/published_numbers.csv."""
+    import pandas as pd
+
+    root = repo_root(Path(__file__).parent)
+    if root is None:
+        raise FileNotFoundError("data/papers/published_numbers.csv ships with the gapkit book checkout, "
+                                "not with the installed package.")
+    return pd.read_csv(root / "data" / "papers" / "published_numbers.csv")

@@ -35,3 +35,21 @@ def test_rejects_bad_names_and_values(tmp_path):
 def test_package_versions():
     versions = package_versions()
     assert versions["python"].count(".") == 2 and "pymatgen" in versions
+
+
+def test_results_table_flattens_nested_metrics(tmp_path):
+    from gapkit.results import results_table
+
+    record_results("models", "full", {"test_mae_ev": {"cgcnn": 0.5, "crabnet": 0.4}}, device="cuda",
+                   wall_time_s=12.0, directory=tmp_path)
+    table = results_table(load_results(tmp_path))
+    assert set(table["metric"]) == {"test_mae_ev.cgcnn", "test_mae_ev.crabnet"}
+    assert (table["device"] == "cuda").all()
+
+
+def test_published_numbers_keys_are_unique():
+    from gapkit.results import published_numbers
+
+    pub = published_numbers()
+    keys = pub["gapkit_metric"].dropna()
+    assert keys.is_unique and (pub["value"] > 0).all()
