@@ -1,0 +1,126 @@
+"""CGCNN (Xie & Grossman, PRL 120, 145301, 2018), the structure branch of CGCrabNet.
+
+Nodes start from a fixed atom vector (CGCNN's 92-d ``atom_init``, or a one-hot of Z) mapped by a linear
+layer to the node size (16 in CGCrabNet, 64 in CGCNN). T gated convolutions update every atom i from
+its neighbours j:
+
+    z_ij = v_i ⊕ v_j [⊕ g(d_ij)]           (g: Gaussian expansion of the distance, optional)
+    v_i <- softplus(v_i + BN(Σ_j sigmoid(z_ij W_f + b_f) ⊙ softplus(z_ij W_s + b_s)))
+
+then a mean over the atoms of each crystal, softplus, fully connected layers and two outputs: the gap
+z2 and a log-scale S2 for the Laplace loss. Sums over neighbours and atoms use ``index_add`` on a
+batch of concatenated graphs (see ``gapkit.featurize.graphs.collate_graphs``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gapkit.featurize.graphs import DEFAULT_CUTOFF
+
+
+def atom_init_table(name: str = "atom_init", max_z: int = 103) -> np.ndarray:
+    """float32[max_z+1, d] node input vectors by Z: CGCNN's ``atom_init`` (92-d) or ``onehot`` (Z one-hot)."""
+    if name == "onehot":
+        table = np.eye(max_z + 1, dtype=np.float32)
+        table[0] = 0.0
+        return table
+    if name != "atom_init":
+        raise ValueError(f"node_features must be 'atom_init' or 'onehot', got {name!r}.")
+    from gapkit.data import load_cgcnn_atom_init
+
+    df = load_cgcnn_atom_init()
+    table = np.zeros((max_z + 1, df.shape[1]), dtype=np.float32)
+    for z, row in zip(df.index, df.to_numpy(dtype=np.float32)):
+        if z <= max_z:
+            table[z] = row
+    return table
+
+
+class GaussianDistance(nn.Module):
+    """Expand a distance d into exp(-(d - mu_k)^2 / step^2) on a grid mu_k from 0 to the cutoff."""
+
+    def __init__(self, d_max: float = DEFAULT_CUTOFF, step: float = 0.2) -> None:
+        super().__init__()
+        self.register_buffer("centres", torch.arange(0.0, d_max + step / 2, step), persistent=False)
+        self.step = step
+
+    @property
+    def size(self) -> int:
+        """Number of Gaussians."""
+        return int(self.centres.shape[0])
+
+    def forward(self, d: torch.Tensor) -> torch.Tensor:
+        """[E] distances -> [E, size] expansion."""
+        return torch.exp(-((d.unsqueeze(-1) - self.centres) ** 2) / self.step**2)
+
+
+class GatedConv(nn.Module):
+    """One CGCNN gated graph convolution."""
+
+    def __init__(self, node_dim: int, edge_dim: int, batch_norm: bool = True) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2 * node_dim + edge_dim, 2 * node_dim)
+        self.bn_in = nn.BatchNorm1d(2 * node_dim) if batch_norm else nn.Identity()
+        self.bn_out = nn.BatchNorm1d(node_dim) if batch_norm else nn.Identity()
+
+    def forward(self, v: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
+                edge_attr: torch.Tensor | None) -> torch.Tensor:
+        """Update node vectors v [N, F] from edges src -> dst."""
+        parts = [v[dst], v[src]] if edge_attr is None else [v[dst], v[src], edge_attr.to(v.dtype)]
+        gates = self.bn_in(self.fc(torch.cat(parts, dim=-1)))
+        filt, core = gates.chunk(2, dim=-1)
+        msg = torch.sigmoid(filt) * F.softplus(core)
+        agg = torch.zeros(v.shape[0], msg.shape[1], dtype=msg.dtype, device=msg.device).index_add_(0, dst, msg)
+        return F.softplus(v + self.bn_out(agg).to(v.dtype))
+
+
+def mean_pool(x: torch.Tensor, crystal: torch.Tensor, n_atoms: torch.Tensor) -> torch.Tensor:
+    """Mean of node vectors per crystal: [N, F] -> [B, F]."""
+    out = torch.zeros(n_atoms.shape[0], x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, crystal, x)
+    return out / n_atoms.clamp(min=1).unsqueeze(-1).to(x.dtype)
+
+
+class CGCNNModel(nn.Module):
+    """Crystal graph network: a batch of graphs -> (gap z2 [B], log-scale S2 [B])."""
+
+    def __init__(self, atom_vectors: np.ndarray | torch.Tensor, node_dim: int = 64, n_conv: int = 3,
+                 hidden_dim: int = 128, n_hidden: int = 1, use_distance: bool = True,
+                 cutoff: float = DEFAULT_CUTOFF, gaussian_step: float = 0.2, batch_norm: bool = True) -> None:
+        super().__init__()
+        table = torch.as_tensor(np.asarray(atom_vectors), dtype=torch.float32)
+        self.register_buffer("atom_vectors", table)  # fixed input features, saved with the model
+        self.embed = nn.Linear(table.shape[1], node_dim)
+        self.expand = GaussianDistance(cutoff, gaussian_step) if use_distance else None
+        edge_dim = self.expand.size if self.expand is not None else 0
+        self.convs = nn.ModuleList(GatedConv(node_dim, edge_dim, batch_norm) for _ in range(n_conv))
+        sizes = [node_dim] + [hidden_dim] * n_hidden
+        self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.out = nn.Linear(sizes[-1], 2)
+
+    def embed_crystals(self, atomic_numbers: torch.Tensor, edge_src: torch.Tensor, edge_dst: torch.Tensor,
+                       distances: torch.Tensor, n_atoms: torch.Tensor) -> torch.Tensor:
+        """Pooled crystal vectors after the convolutions, [B, node_dim]."""
+        v = self.embed(self.atom_vectors[atomic_numbers])
+        edge_attr = self.expand(distances) if self.expand is not None else None
+        for conv in self.convs:
+            v = conv(v, edge_src, edge_dst, edge_attr)
+        crystal = torch.repeat_interleave(torch.arange(n_atoms.shape[0], device=n_atoms.device), n_atoms)
+        return F.softplus(mean_pool(v, crystal, n_atoms))
+
+    def forward(self, atomic_numbers: torch.Tensor, edge_src: torch.Tensor, edge_dst: torch.Tensor,
+                distances: torch.Tensor, n_atoms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predict (z2, S2) for a batch of concatenated graphs."""
+        h = self.embed_crystals(atomic_numbers, edge_src, edge_dst, distances, n_atoms)
+        for fc in self.fcs:
+            h = F.softplus(fc(h))
+        z2, s2 = self.out(h).unbind(-1)
+        return z2, s2
+
+    def forward_batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predict from a collated batch dict (the keys of ``collate_graphs``)."""
+        return self(batch["atomic_numbers"], batch["edge_src"], batch["edge_dst"], batch["distances"],
+                    batch["n_atoms"])

@@ -1,0 +1,93 @@
+"""CGCNN: permutation invariance of sites, batch independence, both edge variants, tiny-batch overfit."""
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from gapkit.featurize.graphs import build_graph, collate_graphs
+from gapkit.models.cgcnn import CGCNNModel, GaussianDistance, atom_init_table
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def structures() -> list[Structure]:
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
+    mgo = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5] * 3])
+    si = Structure(Lattice.cubic(5.431), ["Si"] * 2, [[0, 0, 0], [0.25, 0.25, 0.25]])
+    tio = Structure(Lattice.tetragonal(4.59, 2.96), ["Ti", "Ti", "O", "O", "O", "O"],
+                    [[0, 0, 0], [0.5, 0.5, 0.5], [0.3, 0.3, 0], [0.7, 0.7, 0], [0.8, 0.2, 0.5], [0.2, 0.8, 0.5]])
+    return [nacl, mgo, si, tio]
+
+
+def tiny_model(use_distance: bool = True, seed: int = 0) -> CGCNNModel:
+    torch.manual_seed(seed)
+    return CGCNNModel(atom_init_table("onehot"), node_dim=16, n_conv=3, hidden_dim=16,
+                      use_distance=use_distance, cutoff=6.0, gaussian_step=0.5)
+
+
+def batch_of(structs):
+    return collate_graphs([build_graph(s, cutoff=6.0) for s in structs])
+
+
+@pytest.mark.parametrize("use_distance", [True, False])
+def test_site_permutation_invariant(use_distance):
+    model = tiny_model(use_distance).eval()
+    s = structures()[3]
+    perm = [4, 1, 5, 0, 3, 2]
+    shuffled = Structure(s.lattice, [s[i].specie for i in perm], [s[i].frac_coords for i in perm])
+    z1, s1 = model.forward_batch(batch_of([s]))
+    z2, s2 = model.forward_batch(batch_of([shuffled]))
+    torch.testing.assert_close(z1, z2, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(s1, s2, atol=1e-5, rtol=1e-5)
+
+
+def test_batch_members_do_not_interact():
+    model = tiny_model().eval()
+    z_all, _ = model.forward_batch(batch_of(structures()))
+    z_alone = torch.cat([model.forward_batch(batch_of([s]))[0] for s in structures()])
+    torch.testing.assert_close(z_all, z_alone, atol=1e-5, rtol=1e-5)
+
+
+def test_supercell_gives_the_same_prediction():
+    model = tiny_model().eval()
+    s = structures()[0]
+    z1, _ = model.forward_batch(batch_of([s]))
+    z2, _ = model.forward_batch(batch_of([s * (2, 1, 1)]))  # mean pooling: an intensive property
+    torch.testing.assert_close(z1, z2, atol=1e-5, rtol=1e-5)
+
+
+def test_gaussian_expansion_peaks_at_the_distance():
+    g = GaussianDistance(8.0, 0.2)
+    e = g(torch.tensor([2.0, 5.0]))
+    assert e.shape == (2, g.size) and g.size == 41
+    assert int(e[0].argmax()) == 10 and int(e[1].argmax()) == 25
+
+
+def test_atom_init_table(shared_data_dir):
+    table = atom_init_table("atom_init")
+    assert table.shape == (104, 92) and np.all(table[0] == 0) and table[8].sum() > 0
+    with pytest.raises(ValueError, match="node_features"):
+        atom_init_table("nonsense")
+
+
+@pytest.mark.parametrize("use_distance", [True, False])
+def test_overfits_a_tiny_batch(use_distance):
+    model = tiny_model(use_distance)
+    batch = batch_of(structures())
+    target = torch.tensor([1.0, -1.0, 0.5, -0.2])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        opt.zero_grad()
+        loss = (model.forward_batch(batch)[0] - target).abs().mean()
+        loss.backward()
+        opt.step()
+    model.train()  # batch-norm statistics of this one batch: judge the fit in training mode
+    assert (model.forward_batch(batch)[0] - target).abs().max() < 0.1
