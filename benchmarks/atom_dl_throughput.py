@@ -1,0 +1,70 @@
+"""Atom_DL pretraining throughput (samples/s, forward + backward + AdamW step), CPU and CUDA when present.
+
+Run: ``GAPKIT_DATA_DIR=... python benchmarks/atom_dl_throughput.py [--samples 4096] [--layers 8]``.
+Uses real OQMD formula pairs; prints the median of a few timed passes after a warm-up. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from gapkit.data import load_oqmd_bandgap
+from gapkit.models.atom_dl import AtomDL
+from gapkit.runtime import describe_device, seed_everything
+from gapkit.train.atom_dl_task import AtomDLConfig, atom_dl_losses, make_loaders
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def throughput(loader, device: torch.device, n_layers: int, repeats: int, amp: bool) -> list[float]:
+    """Samples per second of full training passes over ``loader`` (data loading included)."""
+    seed_everything(0)
+    model = AtomDL(n_layers=n_layers).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    rates = []
+    for rep in range(repeats + 1):  # the first pass warms up allocators/kernels and is not counted
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start, n = time.perf_counter(), 0
+        for batch in loader:
+            batch = _to(batch, device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = atom_dl_losses(model, batch)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            n += len(batch["pair_label"])
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if rep:
+            rates.append(n / (time.perf_counter() - start))
+    return rates
+
+
+def main() -> None:
+    """Print the median training throughput per device."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--samples", type=int, default=4096)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    formulas = load_oqmd_bandgap()["formula"]
+    config = AtomDLConfig(n_samples=args.samples, batch_size=args.batch_size, val_fraction=0.01)
+    loader, _, _ = make_loaders(formulas, config, progress=False)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    print(f"Atom_DL d=16, {args.layers} layers, 8 heads, batch {args.batch_size}, {len(loader.dataset)} samples")
+    for device in devices:
+        rates = throughput(loader, device, args.layers, args.repeats, amp=device.type == "cuda")
+        print(f"{describe_device(str(device))}: median {statistics.median(rates):,.0f} samples/s "
+              f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})")
+
+
+if __name__ == "__main__":
+    main()
