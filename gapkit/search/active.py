@@ -1,0 +1,188 @@
+"""The active-learning loop, one cycle at a time: GA on the potential -> oracle -> filter -> retrain.
+
+The state of a run is one picklable :class:`SearchState`; :mod:`gapkit.search.runner` saves it after
+every cycle so a killed run resumes where it stopped. All randomness of a cycle comes from
+``SeedSequence([seed, cycle, system])``, so a resumed run repeats an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers
+
+from gapkit.search.ga import GASettings, run_ga
+from gapkit.search.oracle import OracleCounter, OracleResult
+from gapkit.search.population import CRYSTAL_SYSTEMS, initial_population, is_duplicate, stoichiometry
+from gapkit.search.potential import NNPotential, TrainSettings, fit_potential, single_thread
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchConfig:
+    """Everything that defines a search; defaults follow the paper where it gives a number."""
+
+    formula: str = "Si"
+    n_atoms: int = 8
+    crystal_systems: tuple[str, ...] = tuple(CRYSTAL_SYSTEMS)
+    seed: int = 0
+    ga: GASettings = field(default_factory=GASettings)
+    ga_generations: int = 30          # paper: 30 inner GA iterations per cycle before convergence
+    final_generations: int = 1500     # paper: 1,500 after convergence
+    recommend_per_system: int = 16    # paper: 16 per system, 112 per cycle
+    final_per_system: int = 10        # paper: 10 per system ranked by the oracle at the end
+    max_cycles: int = 20              # paper: 20 cycles
+    min_training_size: int = 112 * 20
+    target_rmse: float = 0.08         # eV/atom
+    oracle_budget: int | None = None  # oracle calls allowed in the learning loop
+    final_relax_steps: int = 100
+    fmax: float = 0.05
+    potential_relax_steps: int = 0    # FIRE steps on the potential for each GA structure (0 = none)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    def counts(self) -> dict[str, int]:
+        """Atoms per element (validates formula and atom count)."""
+        return stoichiometry(self.formula, self.n_atoms)
+
+
+@dataclass
+class Improvement:
+    """A new lowest oracle energy: after how many oracle calls, its energy per atom, the structure."""
+
+    calls: int
+    energy_per_atom: float
+    atoms: Atoms
+
+
+@dataclass
+class SearchState:
+    """Everything a run needs to continue: populations, training set, potential, counters."""
+
+    cycle: int = 0
+    populations: dict[str, list[Atoms]] = field(default_factory=dict)
+    train_atoms: list[Atoms] = field(default_factory=list)
+    train_energies: list[float] = field(default_factory=list)
+    potential: NNPotential | None = None
+    min_loss: float | None = None
+    rmse_history: list[float] = field(default_factory=list)
+    train_size_history: list[int] = field(default_factory=list)
+    counter: OracleCounter = field(default_factory=OracleCounter)
+    improvements: list[Improvement] = field(default_factory=list)
+    best_per_system: dict[str, list[float]] = field(default_factory=dict)
+    failed: list[dict] = field(default_factory=list)
+    converged: bool = False
+    finished: bool = False
+    final_results: list[OracleResult] = field(default_factory=list)
+
+    @property
+    def best(self) -> Improvement | None:
+        """The lowest-energy oracle-evaluated structure so far."""
+        return self.improvements[-1] if self.improvements else None
+
+
+def cycle_rng(seed: int, cycle: int, system_index: int) -> np.random.Generator:
+    """The random generator of one (cycle, system) task: independent of execution order."""
+    return np.random.default_rng(np.random.SeedSequence([seed, cycle, system_index]))
+
+
+def make_scorer(potential: NNPotential, relax_steps: int = 0, fmax: float = 0.05) -> Callable:
+    """Scorer for the GA: (optionally potential-relaxed) atoms and predicted energy per atom."""
+    def score(atoms: Atoms):
+        atoms = atoms.copy()
+        try:
+            if relax_steps > 0:
+                from ase.filters import UnitCellFilter
+                from ase.optimize import FIRE
+
+                from gapkit.search.potential import PotentialCalculator
+                atoms.calc = PotentialCalculator(potential)
+                FIRE(UnitCellFilter(atoms), logfile=None).run(fmax=fmax, steps=relax_steps)
+                atoms.calc = None
+            with single_thread():
+                e = potential.predict(atoms) / len(atoms)
+        except (ValueError, RuntimeError, np.linalg.LinAlgError) as err:
+            log.debug("potential could not score a structure: %s", err)
+            return None
+        if not np.isfinite(e) or not np.all(np.isfinite(atoms.positions)):
+            return None
+        atoms.info["e_pred"] = e
+        return atoms, e
+    return score
+
+
+def ga_task(system: str, population: list[Atoms], potential: NNPotential | None, config: SearchConfig,
+            cycle: int, n_generations: int, n_recommend: int) -> tuple[str, list[Atoms], list[int]]:
+    """Run one system's GA (or, with no potential yet, bootstrap); return population and picks."""
+    rng = cycle_rng(config.seed, cycle, config.crystal_systems.index(system))
+    if potential is None:  # bootstrap: oracle single points on random initial structures
+        fresh = [k for k, a in enumerate(population) if not a.info.get("evaluated")]
+        picks = sorted(rng.choice(fresh, size=min(n_recommend, len(fresh)), replace=False).tolist())
+        return system, population, picks
+    scorer = make_scorer(potential, config.potential_relax_steps, config.fmax)
+    pop, energies = run_ga(population, scorer, rng, n_generations, config.ga)
+    picks, chosen = [], []
+    for k, atoms in enumerate(pop):  # lowest first; skip what the oracle saw and duplicates
+        if len(picks) >= n_recommend:
+            break
+        if atoms.info.get("evaluated"):
+            continue
+        if is_duplicate(atoms, energies[k], [pop[i] for i in picks], [energies[i] for i in picks]):
+            continue
+        picks.append(k)
+        chosen.append(atoms)
+    return system, pop, picks
+
+
+def init_state(config: SearchConfig) -> SearchState:
+    """Random symmetric initial populations for every crystal system."""
+    counts = config.counts()
+    state = SearchState()
+    for k, system in enumerate(config.crystal_systems):
+        rng = cycle_rng(config.seed, 99_999, k)  # a cycle number no loop reaches
+        state.populations[system] = initial_population(
+            counts, system, config.ga.population_size, rng,
+            min_distance_factor=config.ga.min_distance_factor)
+        state.best_per_system[system] = []
+    return state
+
+
+def record_oracle(state: SearchState, result: OracleResult) -> None:
+    """Count an oracle job and track the best structure and failures."""
+    state.counter.add(result)
+    if result.failed:
+        state.failed.append({"cycle": state.cycle, "error": result.error, **result.tag})
+        return
+    e = result.energy_per_atom
+    if state.best is None or e < state.best.energy_per_atom - 1e-9:
+        state.improvements.append(Improvement(state.counter.total, e, result.atoms.copy()))
+
+
+def accept_for_training(state: SearchState, result: OracleResult) -> bool:
+    """Keep a labelled structure unless it duplicates the set or the potential already knew it."""
+    if result.failed:
+        return False
+    atoms, e_atom = result.atoms, result.energy_per_atom
+    pred = atoms.info.get("e_pred")
+    if state.min_loss is not None and pred is not None:
+        # paper: drop if |E_pred - E_oracle| < min_loss x n_atoms (total energies)
+        if abs(pred - e_atom) * len(atoms) < state.min_loss * len(atoms):
+            return False
+    pool_e = [e / len(a) for a, e in zip(state.train_atoms, state.train_energies)]
+    return not is_duplicate(atoms, e_atom, state.train_atoms, pool_e, energy_window=0.01)
+
+
+def retrain(state: SearchState, config: SearchConfig) -> None:
+    """Refit the potential on the whole training set (early stopping) and log its RMSE."""
+    if len(state.train_atoms) < 4:
+        return
+    species = sorted({atomic_numbers[el] for el in config.counts()})
+    pot, hist = fit_potential(state.train_atoms, state.train_energies, species, config.train,
+                              seed=int(np.random.SeedSequence([config.seed, state.cycle]).generate_state(1)[0]))
+    state.potential, state.min_loss = pot, hist.best_val_rmse
+    state.rmse_history.append(hist.best_val_rmse)
+    state.train_size_history.append(len(state.train_atoms))

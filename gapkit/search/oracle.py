@@ -1,0 +1,140 @@
+"""The oracle: any ASE calculator (CHGNet by default) behind a counter of its calls.
+
+Functions here are module-level and take a picklable calculator *factory*, so they run unchanged
+in threads, local processes or a Dask/Ray executor. Each worker thread builds its calculator once.
+A calculator that raises or returns a non-finite energy marks that structure failed; nothing else
+is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+log = logging.getLogger(__name__)
+
+CalculatorFactory = Callable[[], Calculator]
+_LOCAL = threading.local()
+
+
+def chgnet_calculator() -> Calculator:
+    """CHGNet universal potential on CPU (weights ship inside the wheel; no download)."""
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    return CHGNetCalculator(use_device="cpu", on_isolated_atoms="ignore")
+
+
+def emt_calculator() -> Calculator:
+    """ASE's EMT: a cheap oracle for tests (Al, Cu, Ag, Au, Ni, Pd, Pt, H, C, N, O)."""
+    from ase.calculators.emt import EMT
+
+    return EMT()
+
+
+def _calculator(factory: CalculatorFactory) -> Calculator:
+    """This thread's calculator for ``factory`` (built on first use)."""
+    cache = getattr(_LOCAL, "calcs", None)
+    if cache is None:
+        cache = _LOCAL.calcs = {}
+    key = repr(factory)
+    if key not in cache:
+        cache[key] = factory()
+    return cache[key]
+
+
+@dataclass
+class OracleResult:
+    """One oracle job: final atoms, total energy (eV) or None if failed, and the calls it cost."""
+
+    atoms: Atoms
+    energy_ev: float | None
+    n_single_points: int = 0
+    n_relax_steps: int = 0
+    error: str = ""
+    tag: dict = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        """True when the oracle raised or returned a non-finite energy."""
+        return self.energy_ev is None
+
+    @property
+    def n_calls(self) -> int:
+        """Oracle evaluations spent (single points plus relaxation steps)."""
+        return self.n_single_points + self.n_relax_steps
+
+    @property
+    def energy_per_atom(self) -> float:
+        """Energy per atom (eV/atom); +inf for failed jobs so they never rank first."""
+        return float("inf") if self.energy_ev is None else self.energy_ev / len(self.atoms)
+
+
+def single_point(atoms: Atoms, factory: CalculatorFactory, tag: dict | None = None) -> OracleResult:
+    """Oracle energy of ``atoms`` as given (one call)."""
+    atoms = atoms.copy()
+    try:
+        atoms.calc = _calculator(factory)
+        energy = float(atoms.get_potential_energy())
+        atoms.calc = None
+    except Exception as err:  # any calculator failure is a failed structure, not a failed run
+        log.warning("oracle single point failed: %s", err)
+        atoms.calc = None
+        return OracleResult(atoms, None, 1, 0, f"{type(err).__name__}: {err}", tag or {})
+    if not np.isfinite(energy):
+        return OracleResult(atoms, None, 1, 0, "non-finite energy", tag or {})
+    return OracleResult(atoms, energy, 1, 0, "", tag or {})
+
+
+def relax(atoms: Atoms, factory: CalculatorFactory, fmax: float = 0.05, steps: int = 100,
+          relax_cell: bool = True, tag: dict | None = None) -> OracleResult:
+    """Relax positions (and cell) with the oracle by FIRE; every force evaluation is one relax step.
+
+    UnitCellFilter rather than FrechetCellFilter: the latter's matrix exponentials (scipy) cost more
+    than a CHGNet call for these few-atom cells, and both reach the same minimum.
+    """
+    from ase.filters import UnitCellFilter
+    from ase.optimize import FIRE
+
+    atoms = atoms.copy()
+    n_eval = 0
+    try:
+        atoms.calc = _calculator(factory)
+        target = UnitCellFilter(atoms) if relax_cell else atoms
+        opt = FIRE(target, logfile=None)
+        opt.run(fmax=fmax, steps=steps)
+        n_eval = opt.nsteps + 1
+        energy = float(atoms.get_potential_energy())
+    except Exception as err:
+        log.warning("oracle relaxation failed: %s", err)
+        atoms.calc = None
+        return OracleResult(atoms, None, 0, max(n_eval, 1), f"{type(err).__name__}: {err}", tag or {})
+    atoms.calc = None
+    if not np.isfinite(energy) or not np.all(np.isfinite(atoms.positions)):
+        return OracleResult(atoms, None, 0, n_eval, "non-finite energy", tag or {})
+    return OracleResult(atoms, energy, 0, n_eval, "", tag or {})
+
+
+@dataclass
+class OracleCounter:
+    """Running totals of oracle calls (single points and relaxation steps kept apart)."""
+
+    single_points: int = 0
+    relax_steps: int = 0
+    failed: int = 0
+
+    def add(self, result: OracleResult) -> None:
+        """Count one finished oracle job."""
+        self.single_points += result.n_single_points
+        self.relax_steps += result.n_relax_steps
+        self.failed += int(result.failed)
+
+    @property
+    def total(self) -> int:
+        """All oracle evaluations so far."""
+        return self.single_points + self.relax_steps

@@ -1,0 +1,152 @@
+"""Run a search end to end through any ``concurrent.futures.Executor``, saving state every cycle.
+
+The 7 crystal-system GAs of a cycle and the oracle jobs are submitted with ``executor.map``; a
+thread pool, a process pool, or a Dask/Ray executor all work unchanged. After each cycle the whole
+:class:`~gapkit.search.active.SearchState` is pickled atomically to ``state_path``; calling
+:func:`run_search` again with the same path resumes from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from concurrent.futures import Executor, ThreadPoolExecutor
+from itertools import repeat
+from pathlib import Path
+
+from gapkit.search.active import (SearchConfig, SearchState, accept_for_training, ga_task, init_state,
+                                  record_oracle, retrain)
+from gapkit.search.oracle import CalculatorFactory, OracleResult, chgnet_calculator, relax, single_point
+
+log = logging.getLogger(__name__)
+
+
+class SerialExecutor(Executor):
+    """Runs every job in the calling thread at submit time: for tests, debugging and profiling."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        """Run ``fn`` now and return a finished future."""
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # handed to the caller through the future, as any executor does
+            future.set_exception(err)
+        return future
+
+
+def save_state(state: SearchState, path: Path) -> None:
+    """Pickle ``state`` atomically (write a temp file, then rename), so a kill never corrupts it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(state, fh)
+    os.replace(tmp, path)
+
+
+def load_state(path: Path) -> SearchState:
+    """Read a state saved by :func:`save_state`."""
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
+
+
+def _budget_left(state: SearchState, config: SearchConfig) -> int | None:
+    """Oracle calls left in the learning-loop budget (None = unlimited)."""
+    if config.oracle_budget is None:
+        return None
+    return max(0, config.oracle_budget - state.counter.total)
+
+
+def run_cycle(state: SearchState, config: SearchConfig, oracle: CalculatorFactory, executor: Executor) -> None:
+    """One active-learning cycle: GA per system -> oracle single points -> filter -> retrain."""
+    systems = list(config.crystal_systems)
+    jobs = executor.map(ga_task, systems, [state.populations[s] for s in systems],
+                        repeat(state.potential), repeat(config), repeat(state.cycle),
+                        repeat(config.ga_generations), repeat(config.recommend_per_system))
+    batch = []
+    for system, pop, picks in jobs:
+        state.populations[system] = pop
+        for k in picks:
+            pop[k].info["evaluated"] = True
+            batch.append((system, pop[k]))
+    left = _budget_left(state, config)
+    if left is not None:
+        batch = batch[:left]
+    results = list(executor.map(single_point, [a for _, a in batch], repeat(oracle),
+                                [{"system": s} for s, _ in batch]))
+    added = 0
+    for (system, _), result in zip(batch, results):
+        record_oracle(state, result)
+        if not result.failed:
+            state.best_per_system[system].append(
+                min([result.energy_per_atom] + state.best_per_system[system][-1:]))
+        if accept_for_training(state, result):
+            state.train_atoms.append(result.atoms)
+            state.train_energies.append(float(result.energy_ev))
+            added += 1
+    retrain(state, config)
+    log.info("cycle %d: %d oracle jobs, %d added, train %d, val RMSE %s, calls %d", state.cycle,
+             len(batch), added, len(state.train_atoms), state.min_loss, state.counter.total)
+    state.cycle += 1
+    big_enough = len(state.train_atoms) >= config.min_training_size
+    state.converged = bool(big_enough and state.min_loss is not None and state.min_loss <= config.target_rmse)
+
+
+def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactory, executor: Executor) -> None:
+    """GA on the potential alone, then the oracle relaxes and ranks the recommended structures."""
+    systems = list(config.crystal_systems)
+    jobs = executor.map(ga_task, systems, [state.populations[s] for s in systems],
+                        repeat(state.potential), repeat(config), repeat(10_000 + state.cycle),
+                        repeat(config.final_generations), repeat(config.final_per_system))
+    batch = []
+    for system, pop, picks in jobs:
+        state.populations[system] = pop
+        batch += [(system, pop[k]) for k in picks]
+    results = list(executor.map(_relax_job, [a for _, a in batch], repeat(oracle), repeat(config),
+                                [s for s, _ in batch]))
+    for result in results:
+        record_oracle(state, result)
+    state.final_results = sorted(results, key=lambda r: r.energy_per_atom)
+    state.finished = True
+
+
+def _relax_job(atoms, oracle: CalculatorFactory, config: SearchConfig, system: str) -> OracleResult:
+    """Picklable wrapper: oracle relaxation tagged with its crystal system."""
+    return relax(atoms, oracle, fmax=config.fmax, steps=config.final_relax_steps, tag={"system": system})
+
+
+def run_search(config: SearchConfig, oracle: CalculatorFactory = chgnet_calculator,
+               executor: Executor | None = None, state_path: Path | str | None = None,
+               stop_after_cycles: int | None = None) -> SearchState:
+    """Run (or resume) a search; ``stop_after_cycles`` stops early, as a kill would (for tests)."""
+    config.counts()  # fail fast on bad formula / atom count
+    path = Path(state_path) if state_path is not None else None
+    if path is not None and path.exists():
+        state = load_state(path)
+        log.info("resuming from %s at cycle %d", path, state.cycle)
+    else:
+        state = init_state(config)
+        if path is not None:
+            save_state(state, path)
+    own = executor is None
+    executor = executor or ThreadPoolExecutor(max_workers=min(len(config.crystal_systems), os.cpu_count() or 1))
+    try:
+        done_here = 0
+        while not state.finished:
+            if stop_after_cycles is not None and done_here >= stop_after_cycles:
+                break
+            left = _budget_left(state, config)
+            if state.converged or state.cycle >= config.max_cycles or left == 0:
+                run_final(state, config, oracle, executor)
+            else:
+                run_cycle(state, config, oracle, executor)
+            done_here += 1
+            if path is not None:
+                save_state(state, path)
+    finally:
+        if own:
+            executor.shutdown()
+    return state
