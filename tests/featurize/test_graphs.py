@@ -24,7 +24,8 @@ def diamond_si() -> Structure:
 
 
 def rock_salt() -> Structure:
-    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    fcc = [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+    return Structure(Lattice.cubic(5.64), ["Na"] * 4 + ["Cl"] * 4, fcc + [[x + 0.5, y, z] for x, y, z in fcc])
 
 
 def test_diamond_si_has_four_nearest_neighbours_at_2_35_angstrom():

@@ -19,8 +19,11 @@ def _one_thread():
 
 
 def structures() -> list[Structure]:
-    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
-    mgo = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5] * 3])
+    def rock_salt(a, b, lat):
+        return Structure(Lattice([[0, lat / 2, lat / 2], [lat / 2, 0, lat / 2], [lat / 2, lat / 2, 0]]),
+                         [a, b], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+    nacl, mgo = rock_salt("Na", "Cl", 5.64), rock_salt("Mg", "O", 4.21)
     si = Structure(Lattice.cubic(5.431), ["Si"] * 2, [[0, 0, 0], [0.25, 0.25, 0.25]])
     tio = Structure(Lattice.tetragonal(4.59, 2.96), ["Ti", "Ti", "O", "O", "O", "O"],
                     [[0, 0, 0], [0.5, 0.5, 0.5], [0.3, 0.3, 0], [0.7, 0.7, 0], [0.8, 0.2, 0.5], [0.2, 0.8, 0.5]])
