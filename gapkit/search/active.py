@@ -42,7 +42,9 @@ class SearchConfig:
     oracle_budget: int | None = None  # oracle calls allowed in the learning loop
     final_relax_steps: int = 100
     fmax: float = 0.05
-    potential_relax_steps: int = 0    # FIRE steps on the potential for each GA structure (0 = none)
+    potential_relax_steps: int = 0    # BFGS steps on the potential for each GA structure (0 = none)
+    final_potential_relax_steps: int = 100  # potential pre-relaxation before the oracle's final relax
+    train_energy_window: float = 2.0  # eV/atom above the best oracle energy; higher ones not trained on
     train: TrainSettings = field(default_factory=TrainSettings)
 
     def counts(self) -> dict[str, int]:
@@ -68,7 +70,8 @@ class SearchState:
     train_atoms: list[Atoms] = field(default_factory=list)
     train_energies: list[float] = field(default_factory=list)
     potential: NNPotential | None = None
-    min_loss: float | None = None
+    min_loss: float | None = None     # training RMSE of the current potential (eV/atom)
+    val_rmse: float | None = None     # its validation RMSE (eV/atom): the convergence test
     rmse_history: list[float] = field(default_factory=list)
     train_size_history: list[int] = field(default_factory=list)
     counter: OracleCounter = field(default_factory=OracleCounter)
@@ -97,11 +100,11 @@ def make_scorer(potential: NNPotential, relax_steps: int = 0, fmax: float = 0.05
         try:
             if relax_steps > 0:
                 from ase.filters import UnitCellFilter
-                from ase.optimize import FIRE
+                from ase.optimize import BFGS
 
                 from gapkit.search.potential import PotentialCalculator
                 atoms.calc = PotentialCalculator(potential)
-                FIRE(UnitCellFilter(atoms), logfile=None).run(fmax=fmax, steps=relax_steps)
+                BFGS(UnitCellFilter(atoms), logfile=None, maxstep=0.2).run(fmax=fmax, steps=relax_steps)
                 atoms.calc = None
             with single_thread():
                 e = potential.predict(atoms) / len(atoms)
@@ -162,11 +165,15 @@ def record_oracle(state: SearchState, result: OracleResult) -> None:
         state.improvements.append(Improvement(state.counter.total, e, result.atoms.copy()))
 
 
-def accept_for_training(state: SearchState, result: OracleResult) -> bool:
-    """Keep a labelled structure unless it duplicates the set or the potential already knew it."""
+def accept_for_training(state: SearchState, result: OracleResult, energy_window: float = 2.0) -> bool:
+    """Keep a labelled structure unless it duplicates the set, the potential already knew it, or it
+    lies more than ``energy_window`` eV/atom above the best structure (such near-collisions would
+    dominate a tiny network's loss while saying nothing about the low-energy region searched)."""
     if result.failed:
         return False
     atoms, e_atom = result.atoms, result.energy_per_atom
+    if state.best is not None and e_atom > state.best.energy_per_atom + energy_window:
+        return False
     pred = atoms.info.get("e_pred")
     if state.min_loss is not None and pred is not None:
         # paper: drop if |E_pred - E_oracle| < min_loss x n_atoms (total energies)
@@ -183,6 +190,6 @@ def retrain(state: SearchState, config: SearchConfig) -> None:
     species = sorted({atomic_numbers[el] for el in config.counts()})
     pot, hist = fit_potential(state.train_atoms, state.train_energies, species, config.train,
                               seed=int(np.random.SeedSequence([config.seed, state.cycle]).generate_state(1)[0]))
-    state.potential, state.min_loss = pot, hist.best_val_rmse
+    state.potential, state.min_loss, state.val_rmse = pot, hist.min_loss, hist.best_val_rmse
     state.rmse_history.append(hist.best_val_rmse)
     state.train_size_history.append(len(state.train_atoms))

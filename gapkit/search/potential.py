@@ -157,6 +157,11 @@ class TrainHistory:
     best_val_rmse: float
     best_epoch: int
 
+    @property
+    def min_loss(self) -> float:
+        """Training RMSE (eV/atom) of the kept weights: the paper's ``min_loss`` in the ΔE filter."""
+        return self.train_rmse[self.best_epoch]
+
 
 def _stack_descriptors(structures: list[Atoms], potential: NNPotential):
     """Descriptors of all atoms of all structures, with species and owning-structure index."""

@@ -16,7 +16,8 @@ from itertools import repeat
 from pathlib import Path
 
 from gapkit.search.active import (SearchConfig, SearchState, accept_for_training, ga_task, init_state,
-                                  record_oracle, retrain)
+                                  make_scorer, record_oracle, retrain)
+from gapkit.search.population import too_close
 from gapkit.search.oracle import CalculatorFactory, OracleResult, chgnet_calculator, relax, single_point
 
 log = logging.getLogger(__name__)
@@ -83,16 +84,16 @@ def run_cycle(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
         if not result.failed:
             state.best_per_system[system].append(
                 min([result.energy_per_atom] + state.best_per_system[system][-1:]))
-        if accept_for_training(state, result):
+        if accept_for_training(state, result, config.train_energy_window):
             state.train_atoms.append(result.atoms)
             state.train_energies.append(float(result.energy_ev))
             added += 1
     retrain(state, config)
     log.info("cycle %d: %d oracle jobs, %d added, train %d, val RMSE %s, calls %d", state.cycle,
-             len(batch), added, len(state.train_atoms), state.min_loss, state.counter.total)
+             len(batch), added, len(state.train_atoms), state.val_rmse, state.counter.total)
     state.cycle += 1
     big_enough = len(state.train_atoms) >= config.min_training_size
-    state.converged = bool(big_enough and state.min_loss is not None and state.min_loss <= config.target_rmse)
+    state.converged = bool(big_enough and state.val_rmse is not None and state.val_rmse <= config.target_rmse)
 
 
 def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactory, executor: Executor) -> None:
@@ -106,15 +107,20 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
         state.populations[system] = pop
         batch += [(system, pop[k]) for k in picks]
     results = list(executor.map(_relax_job, [a for _, a in batch], repeat(oracle), repeat(config),
-                                [s for s, _ in batch]))
+                                [s for s, _ in batch], repeat(state.potential)))
     for result in results:
         record_oracle(state, result)
     state.final_results = sorted(results, key=lambda r: r.energy_per_atom)
     state.finished = True
 
 
-def _relax_job(atoms, oracle: CalculatorFactory, config: SearchConfig, system: str) -> OracleResult:
-    """Picklable wrapper: oracle relaxation tagged with its crystal system."""
+def _relax_job(atoms, oracle: CalculatorFactory, config: SearchConfig, system: str,
+               potential=None) -> OracleResult:
+    """Pre-relax with the potential (free), then relax with the oracle (counted), tagged by system."""
+    if potential is not None and config.final_potential_relax_steps > 0:
+        scored = make_scorer(potential, config.final_potential_relax_steps, config.fmax)(atoms)
+        if scored is not None and not too_close(scored[0], config.ga.min_distance_factor):
+            atoms = scored[0]
     return relax(atoms, oracle, fmax=config.fmax, steps=config.final_relax_steps, tag={"system": system})
 
 

@@ -1,0 +1,102 @@
+"""The oracle wrapper and the active-learning loop with a cheap oracle (EMT): failures, resume, results."""
+
+import math
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.emt import EMT
+
+from gapkit.search.active import SearchConfig
+from gapkit.search.ga import GASettings
+from gapkit.search.oracle import OracleCounter, emt_calculator, relax, single_point
+from gapkit.search.potential import TrainSettings
+from gapkit.search.runner import SerialExecutor, load_state, run_search
+
+
+class FlakyEMT(Calculator):
+    """EMT that raises on some structures and returns NaN on others (decided by volume)."""
+
+    implemented_properties = ["energy", "forces", "stress"]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        v = self.atoms.get_volume() / len(self.atoms)
+        if int(v * 10) % 3 == 0:
+            raise RuntimeError("SCF did not converge")
+        copy = self.atoms.copy()
+        copy.calc = EMT()
+        self.results = {"energy": copy.get_potential_energy(), "forces": copy.get_forces(),
+                        "stress": copy.get_stress()}
+        if int(v * 10) % 3 == 1:
+            self.results["energy"] = float("nan")
+
+
+def flaky_calculator():
+    return FlakyEMT()
+
+
+def _config(**kw):
+    base = dict(formula="Cu", n_atoms=2, crystal_systems=("cubic", "hexagonal", "triclinic"),
+                ga=GASettings(population_size=8, n_children=4), ga_generations=2, final_generations=3,
+                recommend_per_system=3, final_per_system=1, max_cycles=2, min_training_size=1000,
+                final_relax_steps=40, train=TrainSettings(max_epochs=200, patience=50))
+    base.update(kw)
+    return SearchConfig(**base)
+
+
+def test_oracle_counts_and_failures():
+    atoms = bulk("Cu", "fcc", 3.5)
+    ok = single_point(atoms, emt_calculator)
+    assert not ok.failed and ok.n_single_points == 1 and ok.n_relax_steps == 0
+    relaxed = relax(atoms, emt_calculator, steps=50)
+    assert relaxed.energy_ev < ok.energy_ev and relaxed.n_relax_steps > 1
+    counter = OracleCounter()
+    for res in (ok, relaxed):
+        counter.add(res)
+    assert counter.total == 1 + relaxed.n_relax_steps
+    bad = single_point(bulk("Si", "diamond", 5.43), emt_calculator)  # EMT has no Si: it raises
+    assert bad.failed and "NotImplementedError" in bad.error and math.isinf(bad.energy_per_atom)
+
+
+def test_failing_oracle_marks_structures_failed_and_run_goes_on():
+    state = run_search(_config(), flaky_calculator, executor=SerialExecutor())
+    assert state.finished and state.counter.failed > 0
+    assert len(state.failed) == state.counter.failed
+    assert {"system", "error"} <= set(state.failed[0])
+    assert state.train_atoms and all(np.isfinite(state.train_energies))
+    assert state.best is not None and np.isfinite(state.best.energy_per_atom)
+
+
+def test_resume_after_kill_equals_uninterrupted(tmp_path):
+    config = _config(seed=3)
+    full = run_search(config, emt_calculator, executor=SerialExecutor())
+    path = tmp_path / "state.pkl"
+    part = run_search(config, emt_calculator, executor=SerialExecutor(), state_path=path,
+                      stop_after_cycles=1)  # "killed" after one cycle
+    assert not part.finished and load_state(path).cycle == 1
+    resumed = run_search(config, emt_calculator, executor=ThreadPoolExecutor(2), state_path=path)
+    assert resumed.finished
+    assert resumed.counter == full.counter
+    np.testing.assert_allclose(resumed.train_energies, full.train_energies)
+    np.testing.assert_allclose(resumed.rmse_history, full.rmse_history)
+    assert [r.energy_per_atom for r in resumed.final_results] == pytest.approx(
+        [r.energy_per_atom for r in full.final_results])
+    pickle.loads(pickle.dumps(resumed))  # the whole state stays picklable
+
+
+def test_loop_finds_fcc_copper_with_emt():
+    state = run_search(_config(seed=1, max_cycles=3, final_per_system=2), emt_calculator,
+                       executor=SerialExecutor())
+    ref = relax(bulk("Cu", "fcc", 3.6) * (2, 1, 1), emt_calculator, steps=100)
+    assert state.best.energy_per_atom <= ref.energy_per_atom + 0.01
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="multiple"):
+        run_search(_config(formula="TiO2", n_atoms=4), emt_calculator)
+    with pytest.raises(ValueError):
+        run_search(_config(formula="Qq"), emt_calculator)
