@@ -133,19 +133,19 @@ def pooled_features(formulas: Iterable[str], matrix: np.ndarray, max_elements: i
     return np.concatenate([mean, vmin, vmax], axis=1).astype(np.float32)
 
 
-def downstream_mae(df: pd.DataFrame, names: Sequence[str], seeds: Sequence[int] = (0, 1, 2),
+def downstream_mae(df: pd.DataFrame, tables: dict[str, pd.DataFrame], seeds: Sequence[int] = (0, 1, 2),
                    n_estimators: int = 100, test_fraction: float = 0.2, target: str = "gap_ev") -> pd.DataFrame:
     """Random-forest test MAE per embedding over formula-grouped splits; columns mae_mean, mae_std, per seed."""
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.metrics import mean_absolute_error
 
     from gapkit.data.splits import train_val_test_split
-    from gapkit.featurize.embeddings import embedding_matrix
+    from gapkit.featurize.embeddings import table_to_matrix
 
     splits = {s: train_val_test_split(df, (1 - test_fraction, 0.0, test_fraction), seed=s) for s in seeds}
     rows = []
-    for name in names:
-        matrix = embedding_matrix(name)
+    for name, table in tables.items():
+        matrix = table_to_matrix(table)
         maes = []
         for seed, (train, _, test) in splits.items():
             # max_features="sqrt" keeps 13 embeddings x seeds within the quick profile's minutes
@@ -177,6 +177,31 @@ def plot_dendrogram(table: pd.DataFrame, elements: Sequence[str] = MAIN_GROUP_34
     ax.set_xlabel("element")
     ax.set_title(title)
     return ax
+
+
+def plot_pretraining_curves(log: pd.DataFrame, axes=None, title: str = ""):
+    """Atom_DL curves per epoch: both losses (train and val) and masked-element / pair accuracy."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    epoch = log["epoch"] + 1
+    for key, style in (("loss_lm", "-"), ("loss_label", "--")):
+        for stage, colour in (("train", "C0"), ("val", "C1")):
+            axes[0].plot(epoch, log[f"{stage}_{key}"], style, color=colour, marker="o", label=f"{stage} {key}")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("cross-entropy (nats)")
+    axes[0].legend(fontsize=8)
+    for key, style in (("mlm_acc", "-"), ("pair_acc", "--")):
+        for stage, colour in (("train", "C0"), ("val", "C1")):
+            axes[1].plot(epoch, log[f"{stage}_{key}"], style, color=colour, marker="o", label=f"{stage} {key}")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("accuracy (fraction)")
+    axes[1].set_ylim(0, 1)
+    axes[1].legend(fontsize=8)
+    if title:
+        axes[0].set_title(title)
+    return axes
 
 
 def plot_pca_pairs(scores: pd.DataFrame, pairs: Sequence[tuple[str, str]] = (("PC1", "PC2"), ("PC3", "PC4")),

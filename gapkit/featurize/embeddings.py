@@ -77,6 +77,21 @@ _REGISTRY: dict[str, Callable[[str], pd.DataFrame]] = {
 }
 
 
+def atom_dl_provenance() -> dict:
+    """The run summary (config, device, wall time, final losses) of the committed Atom_DL vectors."""
+    import json
+
+    path = ATOM_DL_VECTORS.parent / "run_summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"No Atom_DL run summary at {path}.")
+    return json.loads(path.read_text())
+
+
+def atom_dl_training_log() -> pd.DataFrame:
+    """Per-epoch training log of the committed Atom_DL vectors' run."""
+    return pd.read_csv(ATOM_DL_VECTORS.parent / "training_log.csv")
+
+
 def list_embeddings() -> list[str]:
     """Names accepted by ``get_embedding``, in registry order."""
     return list(_REGISTRY)
@@ -109,7 +124,11 @@ def embedding_matrix(name: str, max_z: int = MAX_Z) -> np.ndarray:
     indexing the matrix with ``gapkit.featurize.composition`` Z arrays never fails; check coverage
     with ``coverage(name, elements)`` before trusting a model on rare elements.
     """
-    table = get_embedding(name)
+    return table_to_matrix(get_embedding(name), max_z)
+
+
+def table_to_matrix(table: pd.DataFrame, max_z: int = MAX_Z) -> np.ndarray:
+    """Any element table (index = symbols) -> float32[max_z + 1, d] by Z, zeros for padding/missing/NaN."""
     matrix = np.zeros((max_z + 1, table.shape[1]), dtype=np.float32)
     for symbol, row in zip(table.index, table.to_numpy()):
         z = Element(symbol).Z

@@ -189,6 +189,12 @@ def collate(batch: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
     return out
 
 
+def token_names(ids: Sequence[int]) -> list[str]:
+    """Readable tokens: element symbols and [CLS]/[SEP]/[MASK]/[PAD]."""
+    special = {PAD: "[PAD]", CLS: "[CLS]", SEP: "[SEP]", MASK: "[MASK]"}
+    return [special.get(int(i)) or Element.from_Z(int(i)).symbol for i in ids]
+
+
 def tokenize_formulas(formulas: Sequence[str], progress: bool = True) -> dict[str, np.ndarray]:
     """Token arrays of each distinct formula (parsed once)."""
     unique = list(dict.fromkeys(formulas))

@@ -91,3 +91,20 @@ def test_pooled_features():
     matrix[8] = [0.0, 3.0]  # O
     feats = pooled_features(["SiO2"], matrix)
     np.testing.assert_allclose(feats[0], [1 / 3, 2.0, 0.0, 0.0, 1.0, 3.0], rtol=1e-6)
+
+
+def test_downstream_mae_prefers_an_informative_table():
+    from gapkit.evaluate.embedding_analysis import downstream_mae
+
+    rng = np.random.default_rng(0)
+    metals, anions = ["Li", "Na", "K", "Rb", "Cs", "Mg", "Ca", "Sr", "Ba", "Al"], ["F", "Cl", "Br", "I", "O", "S"]
+    formulas = [f"{m}{a}{k}" for m in metals for a in anions for k in range(1, 5)]
+    # target = property of the anion only; the informative table carries it, the other is noise
+    prop = {a: i for i, a in enumerate(anions)}
+    df = pd.DataFrame({"formula": formulas, "gap_ev": [prop[a] for m in metals for a in anions for k in range(1, 5)]})
+    good = pd.DataFrame({"p": [prop.get(e, -1.0) for e in metals + anions]}, index=metals + anions)
+    noise = pd.DataFrame({"p": rng.normal(size=len(metals + anions))}, index=metals + anions)
+    noise.loc[anions, "p"] = 0.5  # anions indistinguishable
+    result = downstream_mae(df, {"good": good, "noise": noise}, seeds=(0, 1), n_estimators=20)
+    assert result.loc["good", "mae_mean"] < 0.5 * result.loc["noise", "mae_mean"]
+    assert set(result.columns) >= {"mae_mean", "mae_std", "mae_seed0", "mae_seed1"}
