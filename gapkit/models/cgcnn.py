@@ -59,20 +59,27 @@ class GaussianDistance(nn.Module):
 
 
 class GatedConv(nn.Module):
-    """One CGCNN gated graph convolution."""
+    """One CGCNN gated graph convolution.
+
+    ``[v_i ⊕ v_j ⊕ e_ij] W`` is computed as ``v_i W_i + v_j W_j + e_ij W_e``: the same linear map, but the
+    node terms are multiplied once per atom instead of once per edge (12x fewer rows).
+    """
 
     def __init__(self, node_dim: int, edge_dim: int, batch_norm: bool = True) -> None:
         super().__init__()
-        self.fc = nn.Linear(2 * node_dim + edge_dim, 2 * node_dim)
+        self.fc_centre = nn.Linear(node_dim, 2 * node_dim)
+        self.fc_neighbour = nn.Linear(node_dim, 2 * node_dim, bias=False)
+        self.fc_edge = nn.Linear(edge_dim, 2 * node_dim, bias=False) if edge_dim else None
         self.bn_in = nn.BatchNorm1d(2 * node_dim) if batch_norm else nn.Identity()
         self.bn_out = nn.BatchNorm1d(node_dim) if batch_norm else nn.Identity()
 
     def forward(self, v: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
                 edge_attr: torch.Tensor | None) -> torch.Tensor:
         """Update node vectors v [N, F] from edges src -> dst."""
-        parts = [v[dst], v[src]] if edge_attr is None else [v[dst], v[src], edge_attr.to(v.dtype)]
-        gates = self.bn_in(self.fc(torch.cat(parts, dim=-1)))
-        filt, core = gates.chunk(2, dim=-1)
+        z = self.fc_centre(v)[dst] + self.fc_neighbour(v)[src]
+        if self.fc_edge is not None and edge_attr is not None:
+            z = z + self.fc_edge(edge_attr.to(z.dtype))
+        filt, core = self.bn_in(z).chunk(2, dim=-1)
         msg = torch.sigmoid(filt) * F.softplus(core)
         agg = torch.zeros(v.shape[0], msg.shape[1], dtype=msg.dtype, device=msg.device).index_add_(0, dst, msg)
         return F.softplus(v + self.bn_out(agg).to(v.dtype))

@@ -31,9 +31,11 @@ def element_table(name: str, max_z: int = 103, standardize: bool = True) -> np.n
     scale before the first linear layer; it changes nothing for a table that is already centred.
     """
     try:
-        from gapkit.featurize.embeddings import embedding_matrix
+        from gapkit.featurize.embeddings import embedding_matrix, list_embeddings
     except ImportError:  # the embeddings registry is optional: fall back to CrabNet's own tables
-        embedding_matrix = _crabnet_table
+        embedding_matrix, list_embeddings = _crabnet_table, lambda: []
+    if name.startswith("crabnet_") and name not in list_embeddings():
+        embedding_matrix = _crabnet_table  # e.g. "crabnet_magpie": CrabNet's own copy of a table
     table = np.asarray(embedding_matrix(name, max_z=max_z), dtype=np.float32)
     if standardize:
         real = np.abs(table).sum(axis=1) > 0
