@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -136,7 +137,11 @@ class BandGapEstimator:
     # ------------------------------------------------------------------ training
     def fit(self, df: pd.DataFrame, val_df: pd.DataFrame | None = None,
             init_from: BandGapEstimator | None = None, resume: bool = True) -> BandGapEstimator:
-        """Train on ``df`` (target column ``gap_ev``); early stopping on ``val_df`` (else a 20% formula-grouped split)."""
+        """Train on ``df`` (column ``gap_ev``), early-stopping on ``val_df`` (else a 20% formula-grouped split).
+
+        With ``resume`` a run killed midway in ``run_dir`` continues from its last checkpoint;
+        ``resume=False`` deletes an earlier run in ``run_dir`` and trains from scratch.
+        """
         from gapkit.runtime import seed_everything
         from gapkit.train.trainer import TrainConfig, fit
 
@@ -164,6 +169,8 @@ class BandGapEstimator:
         task = BandGapTask(model, mean, std, lr_min=p["lr_min"], lr_max=p["lr_max"],
                            cycle_epochs=p["cycle_epochs"], weight_decay=p["weight_decay"])
         self.run_dir_ = Path(p["run_dir"]) if p["run_dir"] else Path(tempfile.mkdtemp(prefix="gapkit-run-"))
+        if not resume and self.run_dir_.exists():
+            shutil.rmtree(self.run_dir_)  # a fresh run: stale checkpoints or logs would be picked up
         config = TrainConfig(max_epochs=p["max_epochs"], run_dir=self.run_dir_, device=p["device"],
                              patience=p["patience"], mixed_precision=p["mixed_precision"],
                              progress=p["progress"], seed=p["seed"])

@@ -1,0 +1,34 @@
+"""Regression metrics for band-gap models: MAE, RMSE, R², the parity-plot linear fit, per-split tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+
+def regression_metrics(y_true, y_pred) -> dict[str, float]:
+    """MAE, RMSE, R² and the count of a set of predictions (eV in, eV out)."""
+    y, p = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    if y.shape != p.shape or y.size == 0:
+        raise ValueError(f"y_true and y_pred must be non-empty and of one shape, got {y.shape} and {p.shape}.")
+    err = p - y
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean())),
+            "r2": 1.0 - float((err**2).sum()) / ss_tot if ss_tot > 0 else float("nan"), "n": int(y.size)}
+
+
+def linear_fit(y_true, y_pred) -> dict[str, float]:
+    """Least-squares line y_pred = slope * y_true + intercept, with Pearson r (the parity-plot fit)."""
+    y, p = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    if y.size < 2:
+        raise ValueError("A linear fit needs at least two points.")
+    slope, intercept = np.polyfit(y, p, 1)
+    return {"slope": float(slope), "intercept": float(intercept), "r": float(np.corrcoef(y, p)[0, 1])}
+
+
+def split_mae(estimator, splits: Mapping[str, pd.DataFrame], target: str = "gap_ev") -> dict[str, float]:
+    """MAE (eV) of a fitted estimator on each named split, e.g. {'train': ..., 'val': ..., 'test': ...}."""
+    return {name: regression_metrics(df[target], estimator.predict(df)["gap_ev"])["mae"]
+            for name, df in splits.items()}
