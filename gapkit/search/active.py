@@ -78,6 +78,7 @@ class SearchState:
     improvements: list[Improvement] = field(default_factory=list)
     best_per_system: dict[str, list[float]] = field(default_factory=dict)
     failed: list[dict] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=lambda: {"duplicate": 0, "known": 0, "high": 0})
     converged: bool = False
     finished: bool = False
     final_results: list[OracleResult] = field(default_factory=list)
@@ -173,14 +174,19 @@ def accept_for_training(state: SearchState, result: OracleResult, energy_window:
         return False
     atoms, e_atom = result.atoms, result.energy_per_atom
     if state.best is not None and e_atom > state.best.energy_per_atom + energy_window:
+        state.dropped["high"] += 1
         return False
     pred = atoms.info.get("e_pred")
     if state.min_loss is not None and pred is not None:
         # paper: drop if |E_pred - E_oracle| < min_loss x n_atoms (total energies)
         if abs(pred - e_atom) * len(atoms) < state.min_loss * len(atoms):
+            state.dropped["known"] += 1
             return False
     pool_e = [e / len(a) for a, e in zip(state.train_atoms, state.train_energies)]
-    return not is_duplicate(atoms, e_atom, state.train_atoms, pool_e, energy_window=0.01)
+    if is_duplicate(atoms, e_atom, state.train_atoms, pool_e, energy_window=0.01):
+        state.dropped["duplicate"] += 1
+        return False
+    return True
 
 
 def retrain(state: SearchState, config: SearchConfig) -> None:

@@ -98,3 +98,13 @@ def success_rate(calls: list[float], budgets: np.ndarray) -> np.ndarray:
     """Fraction of seeds that reached the ground state within each budget of oracle calls."""
     calls_arr = np.asarray(calls, dtype=float)
     return np.array([(calls_arr <= b).mean() for b in np.asarray(budgets)])
+
+
+def best_energy_curve(improvements: list[Improvement], budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """Step curve of the best oracle energy per atom (eV/atom) against oracle calls, up to ``budget``."""
+    calls = np.arange(1, budget + 1)
+    best = np.full(budget, np.nan)
+    for imp in improvements:
+        if imp.calls <= budget:
+            best[imp.calls - 1:] = imp.energy_per_atom
+    return calls, best

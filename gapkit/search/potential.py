@@ -116,18 +116,31 @@ class NNPotential(nn.Module):
         return float(energy.detach()), -d_pos.detach().numpy(), 0.5 * (stress + stress.T)
 
 
+class UnphysicalStructureError(RuntimeError):
+    """A relaxation on the potential drove atoms together (the potential extrapolates there)."""
+
+
 class PotentialCalculator(Calculator):
-    """ASE calculator around an :class:`NNPotential` (energy, forces, stress)."""
+    """ASE calculator around an :class:`NNPotential` (energy, forces, stress).
+
+    It refuses structures whose atoms come closer than ``min_distance_factor`` x covalent radii: an
+    imperfect potential can pull a cell into collapse, where neighbour lists explode.
+    """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(self, potential: NNPotential, **kwargs) -> None:
+    def __init__(self, potential: NNPotential, min_distance_factor: float = 0.5, **kwargs) -> None:
         super().__init__(**kwargs)
         self.potential = potential
+        self.min_distance_factor = min_distance_factor
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         """Fill ``self.results`` for the current atoms."""
+        from gapkit.search.population import too_close
+
         super().calculate(atoms, properties, system_changes)
+        if too_close(self.atoms, self.min_distance_factor):
+            raise UnphysicalStructureError("atoms collapsed together during a potential relaxation")
         with single_thread():
             energy, forces, stress = self.potential.energy_forces_stress(self.atoms)
         voigt = stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
