@@ -65,13 +65,14 @@ class SearchTrace:
 
 def random_search(formula: str, n_atoms: int, oracle: CalculatorFactory, budget: int, seed: int = 0,
                   relax_steps: int = 100, fmax: float = 0.05,
-                  crystal_systems: tuple[str, ...] = tuple(CRYSTAL_SYSTEMS)) -> SearchTrace:
+                  crystal_systems: tuple[str, ...] = tuple(CRYSTAL_SYSTEMS), progress: bool = True
+                  ) -> SearchTrace:
     """AIRSS-style: random symmetric structure (random crystal system) -> oracle relaxation, until
     ``budget`` oracle calls are spent."""
     counts = stoichiometry(formula, n_atoms)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 424242]))
     trace = SearchTrace()
-    with tqdm(total=budget, desc="random search", leave=False) as bar:
+    with tqdm(total=budget, desc="random search", leave=False, disable=not progress) as bar:
         while trace.counter.total < budget:
             system = crystal_systems[int(rng.integers(len(crystal_systems)))]
             atoms = random_structure(counts, system, rng)
