@@ -172,7 +172,8 @@ def plot_dendrogram(table: pd.DataFrame, elements: Sequence[str] = MAIN_GROUP_34
         label.set_color(palette.get(groups.get(label.get_text()), "black"))
     handles = [plt.Line2D([], [], marker="s", ls="", color=c, label=g) for g, c in palette.items()]
     handles.append(plt.Line2D([], [], marker="s", ls="", color="black", label="not placed by the paper"))
-    ax.legend(handles=handles, fontsize=8, loc="upper right", title="paper's clusters", title_fontsize=8)
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="paper's clusters",
+              title_fontsize=8)
     ax.set_ylabel("cosine distance (average linkage)")
     ax.set_xlabel("element")
     ax.set_title(title)

@@ -94,6 +94,8 @@ def build_pairs(formulas: Sequence[str], n_samples: int, seed: int = 0, progress
         order = np.argsort(sig_ids, kind="stable")
         bounds = np.flatnonzero(np.diff(sig_ids[order])) + 1
         members = np.split(order, bounds)
+    if len(codes) < 2:
+        raise ValueError("All formulas share one group signature: cannot build negative pairs; add other chemistries.")
     group_size = np.array([len(members[s]) for s in sig_ids])
     eligible = np.flatnonzero(group_size >= 2)
     if len(eligible) == 0:

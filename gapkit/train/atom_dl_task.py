@@ -78,6 +78,14 @@ class AtomDLConfig:
     batch_size: int = 256
     lr: float = 2e-3
     seed: int = 0
+    num_workers: int = 0  # >0 on a GPU machine: per-sample masking in Python is then the bottleneck
+
+
+def _reseed_worker(worker_id: int) -> None:
+    """Give each loader worker its own masking stream (else every worker repeats the same masks)."""
+    info = torch.utils.data.get_worker_info()
+    # torch's per-worker seed changes every epoch and derives from the loader's seeded generator
+    info.dataset._rng = np.random.default_rng([info.dataset.seed, worker_id, torch.initial_seed() % 2**32])
 
 
 def make_loaders(formulas: Sequence[str], config: AtomDLConfig, progress: bool = True):
@@ -94,9 +102,10 @@ def make_loaders(formulas: Sequence[str], config: AtomDLConfig, progress: bool =
     val = AtomDLDataset(pairs.iloc[:n_val].reset_index(drop=True), tokens, elements, seed=config.seed + 1,
                         static=True)
     gen = torch.Generator().manual_seed(config.seed)
+    workers = {"num_workers": config.num_workers, "worker_init_fn": _reseed_worker} if config.num_workers else {}
     train_loader = torch.utils.data.DataLoader(train, batch_size=config.batch_size, shuffle=True,
-                                               collate_fn=collate, generator=gen)
-    val_loader = torch.utils.data.DataLoader(val, batch_size=config.batch_size, collate_fn=collate)
+                                               collate_fn=collate, generator=gen, **workers)
+    val_loader = torch.utils.data.DataLoader(val, batch_size=config.batch_size, collate_fn=collate, **workers)
     return train_loader, val_loader, elements
 
 
@@ -136,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--run-dir", default="runs/atom_dl_full")
     parser.add_argument("--out", default="data/atom_dl/vectors.csv")
     args = parser.parse_args(argv)
@@ -144,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
     config = AtomDLConfig(n_samples=args.samples, n_layers=args.layers, n_heads=args.heads, epochs=args.epochs,
-                          batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+                          batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                          num_workers=args.num_workers)
     formulas = load_oqmd_bandgap(split="all")["formula"]
     task = pretrain_atom_dl(formulas, config, args.run_dir, device=args.device, progress=True)
     out = Path(args.out)

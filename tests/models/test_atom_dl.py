@@ -73,6 +73,11 @@ def test_build_pairs_balanced_and_correct():
     assert again.equals(pairs)
 
 
+def test_build_pairs_needs_two_classes():
+    with pytest.raises(ValueError, match="one group signature"):
+        build_pairs(["SiO2", "GeO2", "CO2"], n_samples=10, progress=False)
+
+
 def test_assemble_layout():
     ids, seg = assemble(np.array([1, 9]), np.array([1, 17]))
     assert ids.tolist() == [CLS, 1, 9, SEP, 1, 17, SEP]
@@ -161,3 +166,16 @@ def test_pretrain_through_the_shared_trainer(tmp_path):
         assert col in log.columns and log[col].notna().all()
     vectors = task.element_vectors()
     assert vectors.shape[1] == 16 and "O" in vectors.index and "U" not in vectors.index
+
+
+def test_loader_workers_draw_their_own_masks():
+    from gapkit.train.atom_dl_task import make_loaders
+
+    config = AtomDLConfig(n_samples=64, batch_size=8, val_fraction=0.25, num_workers=2)
+    train, val, elements = make_loaders(FORMULAS, config, progress=False)
+    batches = list(train)
+    assert sum(len(b["pair_label"]) for b in batches) == 48
+    # worker 0 serves batch 0, worker 1 batch 1: their masking streams must differ
+    first = [b["mlm_labels"] != IGNORE for b in batches[:2]]
+    assert not all(torch.equal(a, b) for a, b in zip(first[0], first[1]))
+    assert len(list(val)) == 2 and 8 in elements.tolist()
