@@ -101,7 +101,12 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=1800)
     parser.add_argument("--n-formulas", type=int, default=4096)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--only", choices=["graphs", "cgcnn", "cgcrabnet", "crabnet", "predict"], nargs="*")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = set(args.only or ["graphs", "cgcnn", "cgcrabnet", "crabnet", "predict"])
 
     import gapkit.data as data
     from gapkit.estimators import CGCNN, CGCrabNet, CrabNet
@@ -109,18 +114,24 @@ def main() -> None:
 
     print("device:", describe_device(args.device), "| torch threads:", torch.get_num_threads())
     cells = data.load_mp_structures(nonzero=True, n=args.n_graphs, seed=0, progress=False)
-    bench_graphs(cells["structure"])
-    train = data.load_mp_structures(nonzero=True, n=args.n_train, seed=0, progress=False)
+    if "graphs" in run:
+        bench_graphs(cells["structure"])
     cgcnn_size = dict(node_dim=64, n_conv=3, hidden_dim=128, batch_size=256)
-    bench_training(CGCNN, train, args.epochs, args.device, "CGCNN (64 features, 3 conv)", "graphs",
-                   REFERENCE["train_graphs_per_s"], **cgcnn_size)
-    bench_training(CGCrabNet, train, args.epochs, args.device, "CGCrabNet (d_m 512, nodes 16)", "graphs",
-                   REFERENCE["train_graphs_per_s"], batch_size=256)
-    oqmd = data.load_oqmd_bandgap(split="train", nonzero=True).head(args.n_formulas)
-    bench_training(CrabNet, oqmd, args.epochs, args.device, "CrabNet (d_m 512, 3 layers, 4 heads)", "formulas",
-                   REFERENCE["crabnet_formulas_per_s"], batch_size=1024)
-    bench_predict(CGCNN, cells["structure"], args.device, **cgcnn_size)
-    bench_predict(CGCrabNet, cells["structure"], args.device)
+    if run & {"cgcnn", "cgcrabnet"}:
+        train = data.load_mp_structures(nonzero=True, n=args.n_train, seed=0, progress=False)
+    if "cgcnn" in run:
+        bench_training(CGCNN, train, args.epochs, args.device, "CGCNN (64 features, 3 conv)", "graphs",
+                       REFERENCE["train_graphs_per_s"], **cgcnn_size)
+    if "cgcrabnet" in run:
+        bench_training(CGCrabNet, train, args.epochs, args.device, "CGCrabNet (d_m 512, nodes 16)", "graphs",
+                       REFERENCE["train_graphs_per_s"], batch_size=256)
+    if "crabnet" in run:
+        oqmd = data.load_oqmd_bandgap(split="train", nonzero=True).head(args.n_formulas)
+        bench_training(CrabNet, oqmd, args.epochs, args.device, "CrabNet (d_m 512, 3 layers, 4 heads)",
+                       "formulas", REFERENCE["crabnet_formulas_per_s"], batch_size=1024)
+    if "predict" in run:
+        bench_predict(CGCNN, cells["structure"], args.device, **cgcnn_size)
+        bench_predict(CGCrabNet, cells["structure"], args.device)
 
 
 if __name__ == "__main__":
