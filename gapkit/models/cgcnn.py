@@ -76,7 +76,8 @@ class GatedConv(nn.Module):
     def forward(self, v: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
                 edge_attr: torch.Tensor | None) -> torch.Tensor:
         """Update node vectors v [N, F] from edges src -> dst."""
-        z = self.fc_centre(v)[dst] + self.fc_neighbour(v)[src]
+        # index_select, not v[idx]: the same gather, several times faster on CPU for large index vectors
+        z = self.fc_centre(v).index_select(0, dst) + self.fc_neighbour(v).index_select(0, src)
         if self.fc_edge is not None and edge_attr is not None:
             z = z + self.fc_edge(edge_attr.to(z.dtype))
         filt, core = self.bn_in(z).chunk(2, dim=-1)
@@ -111,7 +112,7 @@ class CGCNNModel(nn.Module):
     def embed_crystals(self, atomic_numbers: torch.Tensor, edge_src: torch.Tensor, edge_dst: torch.Tensor,
                        distances: torch.Tensor, n_atoms: torch.Tensor) -> torch.Tensor:
         """Pooled crystal vectors after the convolutions, [B, node_dim]."""
-        v = self.embed(self.atom_vectors[atomic_numbers])
+        v = self.embed(self.atom_vectors.index_select(0, atomic_numbers))
         edge_attr = self.expand(distances) if self.expand is not None else None
         for conv in self.convs:
             v = conv(v, edge_src, edge_dst, edge_attr)
