@@ -1,0 +1,44 @@
+"""Random-search baseline, references, and the success-rate metric (EMT oracle; no CHGNet)."""
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from gapkit.search.active import Improvement
+from gapkit.search.baselines import (best_energy_curve, calls_to_success, conventional_lattice,
+                                     random_search, reference_candidates, success_rate)
+from gapkit.search.oracle import emt_calculator
+
+
+def test_random_search_spends_exactly_the_budget_and_improves():
+    trace = random_search("Cu", 2, emt_calculator, budget=40, seed=0, relax_steps=15,
+                          crystal_systems=("cubic", "hexagonal"), progress=False)
+    assert trace.counter.total == 40 and trace.counter.single_points == 0
+    energies = [imp.energy_per_atom for imp in trace.improvements]
+    assert energies and np.all(np.diff(energies) < 0)
+    assert all(1 <= imp.calls <= 40 for imp in trace.improvements)
+    again = random_search("Cu", 2, emt_calculator, budget=40, seed=0, relax_steps=15,
+                          crystal_systems=("cubic", "hexagonal"), progress=False)
+    assert [i.energy_per_atom for i in again.improvements] == energies  # seeded
+
+
+def test_success_metric():
+    diamond = bulk("Si", "diamond", 5.43)
+    beta = bulk("Si", "bct", a=4.9, c=2.7)
+    imps = [Improvement(10, -4.9, beta), Improvement(25, -5.3, diamond * (1, 1, 2))]
+    assert calls_to_success(imps, diamond) == 25
+    assert calls_to_success(imps[:1], diamond) == float("inf")
+    np.testing.assert_allclose(success_rate([25, np.inf, 10, 40], np.array([0, 10, 30, 50])),
+                               [0, 0.25, 0.5, 0.75])
+    calls, best = best_energy_curve(imps, 30)
+    assert np.isnan(best[8]) and best[9] == -4.9 and best[24] == -5.3 and len(calls) == 30
+
+
+def test_references():
+    assert set(reference_candidates("TiO2")) == {"rutile", "anatase"}
+    assert len(reference_candidates("TiO2")["anatase"]) == 12  # conventional anatase: Ti4O8
+    a, _, _ = conventional_lattice(reference_candidates("CaTiO3")["cubic perovskite"])
+    assert a == pytest.approx(3.897)
+    assert conventional_lattice(bulk("Si", "diamond", 5.43))[0] == pytest.approx(5.43)
+    with pytest.raises(ValueError, match="No reference"):
+        reference_candidates("GaAs")
