@@ -10,6 +10,12 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def pytest_configure(config) -> None:
+    """Point the registry at the shared datasets beside the checkout unless the caller chose a folder."""
+    if not os.environ.get("GAPKIT_DATA_DIR") and SHARED.is_dir():
+        os.environ["GAPKIT_DATA_DIR"] = str(SHARED)
+
+
 def _shared_data_dir() -> Path | None:
     env = os.environ.get("GAPKIT_DATA_DIR")
     if env and Path(env).is_dir():
@@ -32,3 +38,17 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("GAPKIT_CACHE_DIR", str(cache))
     return cache
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Test models are tiny: one thread is faster than two and immune to a busy CPU."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

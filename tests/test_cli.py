@@ -9,13 +9,6 @@ from gapkit.estimators import CGCNN, CrabNet
 from tests.test_estimators import params, tiny_frame
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

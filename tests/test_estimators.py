@@ -15,13 +15,6 @@ TINY = dict(d_model=16, n_layers=1, n_heads=2, d_ff=32, head_dims=(16,), node_di
             cutoff=6.0, batch_size=4, max_epochs=2, progress=False, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_frame() -> pd.DataFrame:

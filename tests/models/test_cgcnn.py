@@ -9,13 +9,6 @@ from gapkit.featurize.graphs import build_graph, collate_graphs
 from gapkit.models.cgcnn import CGCNNModel, GaussianDistance, atom_init_table
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def structures() -> list[Structure]:

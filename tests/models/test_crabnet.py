@@ -7,13 +7,6 @@ import torch
 from gapkit.models.crabnet import CrabNetModel, FractionalEncoder, element_table
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_model(seed: int = 0, dropout: float = 0.0) -> CrabNetModel:

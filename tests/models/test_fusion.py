@@ -9,13 +9,6 @@ from tests.models.test_cgcnn import tiny_model as tiny_cgcnn
 from tests.models.test_crabnet import tiny_model as tiny_crabnet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def fused_batch():

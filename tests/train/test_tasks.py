@@ -11,13 +11,6 @@ from gapkit.train.tasks import BandGapTask, MaterialsDataset
 from gapkit.train.trainer import TrainConfig, fit, read_log
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class Linear(torch.nn.Module):
