@@ -17,7 +17,8 @@ from ase.data import atomic_numbers
 
 from gapkit.search.ga import GASettings, run_ga
 from gapkit.search.oracle import OracleCounter, OracleResult
-from gapkit.search.population import CRYSTAL_SYSTEMS, initial_population, is_duplicate, stoichiometry
+from gapkit.search.population import (CRYSTAL_SYSTEMS, StructureGenerationError, initial_population,
+                                      is_duplicate, random_structure, stoichiometry)
 from gapkit.search.potential import NNPotential, TrainSettings, fit_potential, single_thread
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,16 @@ def ga_task(system: str, population: list[Atoms], potential: NNPotential | None,
         picks = sorted(rng.choice(fresh, size=min(n_recommend, len(fresh)), replace=False).tolist())
         return system, population, picks
     scorer = make_scorer(potential, config.potential_relax_steps, config.fmax)
-    pop, energies = run_ga(population, scorer, rng, n_generations, config.ga)
+    counts = config.counts()
+
+    def immigrant(gen: np.random.Generator) -> Atoms | None:
+        """A fresh PyXtal structure of this crystal system (None if PyXtal finds none)."""
+        try:
+            return random_structure(counts, system, gen, min_distance_factor=config.ga.min_distance_factor)
+        except StructureGenerationError:
+            return None
+
+    pop, energies = run_ga(population, scorer, rng, n_generations, config.ga, new_random=immigrant)
     picks, chosen = [], []
     for k, atoms in enumerate(pop):  # lowest first; skip what the oracle saw and duplicates
         if len(picks) >= n_recommend:

@@ -1,4 +1,4 @@
-"""Success rate against oracle calls over several seeds: GA + learned potential vs random search."""
+"""Success rate against oracle calls over several seeds: GA + learned potential vs random search vs ase-ga."""
 
 from __future__ import annotations
 
@@ -9,35 +9,48 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from gapkit.search.baselines import calls_to_success, random_search, success_rate
+from gapkit.search.baselines import ase_ga_search, calls_to_success, random_search, success_rate
 from gapkit.search.oracle import CalculatorFactory
 from gapkit.search.profiles import search_config
 from gapkit.search.runner import SerialExecutor, run_search
 
 log = logging.getLogger(__name__)
 
+METHODS = {"ga_potential": "GA + potential", "random": "random search", "ase_ga": "ase-ga"}
+
+
+def baseline_calls(formula: str, n_atoms: int, reference: Atoms, oracle: CalculatorFactory, budget: int,
+                   seed: int, relax_steps: int = 30) -> dict[str, float]:
+    """Oracle calls random search and ase-ga needed to match ``reference`` within ``budget`` (inf = not)."""
+    trace = random_search(formula, n_atoms, oracle, budget, seed=seed, relax_steps=relax_steps, progress=False)
+    ase_trace = ase_ga_search(formula, n_atoms, oracle, budget, seed=seed, relax_steps=relax_steps,
+                              progress=False)
+    return {"random": calls_to_success(trace.improvements, reference),
+            "ase_ga": calls_to_success(ase_trace.improvements, reference)}
+
 
 def calls_to_ground_state(formula: str, n_atoms: int, reference: Atoms, oracle: CalculatorFactory,
                           profile: str = "quick", seeds: range | list[int] = range(3)) -> pd.DataFrame:
     """Per seed: the GA's oracle budget and the calls each method needed to match ``reference``
-    (random search gets exactly the GA's budget; inf = not found)."""
+    (random search and ase-ga get exactly the GA's budget; inf = not found)."""
     rows = []
     for seed in seeds:
         config = search_config(profile, formula, n_atoms, seed)
         with tempfile.TemporaryDirectory() as tmp:
             state = run_search(config, oracle, executor=SerialExecutor(), state_path=f"{tmp}/state.pkl")
         budget = state.counter.total
-        trace = random_search(formula, n_atoms, oracle, budget, seed=seed,
-                              relax_steps=config.final_relax_steps, progress=False)
         rows.append({"seed": seed, "budget": budget,
                      "ga_potential": calls_to_success(state.improvements, reference),
-                     "random": calls_to_success(trace.improvements, reference)})
+                     **baseline_calls(formula, n_atoms, reference, oracle, budget, seed,
+                                      config.final_relax_steps)})
         log.info("seed %d: %s", seed, rows[-1])
     return pd.DataFrame(rows)
 
 
-def success_table(calls: pd.DataFrame, budgets: np.ndarray) -> pd.DataFrame:
-    """Success rate of each method at each budget of oracle calls."""
-    return pd.DataFrame({"oracle calls": budgets,
-                         "GA + potential": success_rate(calls["ga_potential"].tolist(), budgets),
-                         "random search": success_rate(calls["random"].tolist(), budgets)})
+def success_table(calls: pd.DataFrame | dict[str, list[float]], budgets: np.ndarray) -> pd.DataFrame:
+    """Success rate of each method (columns of ``calls`` named as in METHODS) at each budget."""
+    out = {"oracle calls": np.asarray(budgets)}
+    for key, label in METHODS.items():
+        if key in calls:
+            out[label] = success_rate(list(calls[key]), budgets)
+    return pd.DataFrame(out)

@@ -33,6 +33,7 @@ class GASettings:
     mutation_prob: float = 0.05
     min_distance_factor: float = 0.6
     max_child_tries: int = 50
+    n_immigrants: int = 0  # fresh random structures per generation (besides the children), for diversity
 
 
 def select_parents(energies: np.ndarray, fraction: float = 1 / 3) -> np.ndarray:
@@ -131,21 +132,35 @@ def make_child(parents: list[Atoms], rng: np.random.Generator, settings: GASetti
 
 
 def run_ga(population: list[Atoms], score: Scorer, rng: np.random.Generator, n_generations: int,
-           settings: GASettings | None = None) -> tuple[list[Atoms], np.ndarray]:
-    """Evolve ``population`` for ``n_generations``; return it sorted by energy per atom."""
+           settings: GASettings | None = None,
+           new_random: Callable[[np.random.Generator], Atoms] | None = None) -> tuple[list[Atoms], np.ndarray]:
+    """Evolve ``population`` for ``n_generations``; return it sorted by energy per atom.
+
+    ``new_random`` makes a fresh random structure; with ``settings.n_immigrants`` > 0 that many join
+    as candidates each generation, so the population cannot collapse into one basin.
+    """
     settings = settings or GASettings()
-    pop, energies = [], []
+    pop, energies, dupes = [], [], []
     for atoms in population:  # (re)score: the potential may have changed since last time
         scored = score(atoms)
-        if scored is not None and np.isfinite(scored[1]):
-            pop.append(scored[0])
-            energies.append(scored[1])
+        if scored is None or not np.isfinite(scored[1]):
+            continue
+        # relaxation on a new potential often sends several members into the same minimum
+        if is_duplicate(scored[0], scored[1], pop, energies, energy_window=0.005):
+            dupes.append(scored)
+            continue
+        pop.append(scored[0])
+        energies.append(scored[1])
+    for atoms, e in dupes[: max(0, 2 - len(pop))]:  # keep two parents even if all collapsed
+        pop.append(atoms)
+        energies.append(e)
     if len(pop) < 2:
         raise RuntimeError("Fewer than two structures in the population could be scored.")
     for _ in range(n_generations):
         parents = [pop[k] for k in select_parents(np.asarray(energies), settings.parent_fraction)]
-        for _ in range(settings.n_children):
-            child = make_child(parents, rng, settings)
+        n_new = settings.n_immigrants if new_random is not None else 0
+        for k in range(settings.n_children + n_new):
+            child = make_child(parents, rng, settings) if k < settings.n_children else new_random(rng)
             if child is None:
                 continue
             scored = score(child)

@@ -15,9 +15,11 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from itertools import repeat
 from pathlib import Path
 
+from ase import Atoms
+
 from gapkit.search.active import (SearchConfig, SearchState, accept_for_training, ga_task, init_state,
                                   make_scorer, record_oracle, retrain)
-from gapkit.search.population import too_close
+from gapkit.search.population import is_duplicate, too_close
 from gapkit.search.oracle import CalculatorFactory, OracleResult, chgnet_calculator, relax, single_point
 
 log = logging.getLogger(__name__)
@@ -106,12 +108,25 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     for system, pop, picks in jobs:
         state.populations[system] = pop
         batch += [(system, pop[k]) for k in picks]
+    batch = _distinct(batch)
     results = list(executor.map(_relax_job, [a for _, a in batch], repeat(oracle), repeat(config),
                                 [s for s, _ in batch], repeat(state.potential)))
     for result in results:
         record_oracle(state, result)
     state.final_results = sorted(results, key=lambda r: r.energy_per_atom)
     state.finished = True
+
+
+def _distinct(batch: list[tuple[str, Atoms]]) -> list[tuple[str, Atoms]]:
+    """Drop recommendations that repeat one from another crystal system (the oracle would relax the
+    same structure twice); compared within 5 meV/atom of predicted energy."""
+    kept: list[tuple[str, Atoms]] = []
+    for system, atoms in batch:
+        e = atoms.info.get("e_pred", 0.0)
+        if not is_duplicate(atoms, e, [a for _, a in kept], [a.info.get("e_pred", 0.0) for _, a in kept],
+                            energy_window=0.005):
+            kept.append((system, atoms))
+    return kept
 
 
 def _relax_job(atoms, oracle: CalculatorFactory, config: SearchConfig, system: str,

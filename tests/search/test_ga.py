@@ -104,3 +104,31 @@ def test_select_parents_and_ga_lowers_a_simple_score():
     out, energies = run_ga(pop, score, rng, 10, GASettings(population_size=6, n_children=6))
     assert len(out) == 6 and np.all(np.diff(energies) >= 0)
     assert energies[0] <= start
+
+
+def test_ga_removes_collapsed_duplicates_and_takes_immigrants():
+    rng = np.random.default_rng(1)
+    diamond = bulk("Si", "diamond", 5.43)
+    pop = [random_structure({"Si": 2}, "cubic", rng) for _ in range(4)]
+
+    def collapse(atoms):  # a scorer whose "relaxation" sends every structure to one minimum
+        return diamond.copy(), -1.0
+
+    out, energies = run_ga(pop, collapse, rng, 0, GASettings(population_size=4))
+    assert len(out) == 2  # four copies of one minimum keep only the two parents the GA needs
+
+    made = []
+
+    def immigrant(gen):
+        atoms = random_structure({"Si": 2}, "hexagonal", gen)
+        made.append(atoms)
+        return atoms
+
+    def volume_score(atoms):
+        return atoms, abs(atoms.get_volume() / len(atoms) - 20.0)
+
+    settings = GASettings(population_size=8, n_children=3, n_immigrants=2)
+    out, energies = run_ga(pop, volume_score, rng, 3, settings, new_random=immigrant)
+    assert len(made) == 6 and len(out) <= 8
+    out2, _ = run_ga(pop, volume_score, rng, 3, settings)  # no generator: no immigrants
+    assert len(made) == 6

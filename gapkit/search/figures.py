@@ -1,0 +1,70 @@
+"""Figures of the structure-search chapter: the active-learning loop, parity, and structures."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from ase import Atoms
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+# (label, x, y) of the loop's boxes in axes coordinates
+_BOXES = {
+    "init": ("PyXtal random symmetric\nstructures, 7 crystal systems", 0.16, 0.86),
+    "ga": ("GA per crystal system\ncut-and-splice + mutation,\nchildren relaxed on the potential", 0.16, 0.50),
+    "oracle": ("oracle (CHGNet / DFT)\nsingle points on the\nlowest unseen structures", 0.50, 0.50),
+    "filter": ("drop duplicates and\nstructures already known\n(|ΔE| < min_loss × n)", 0.84, 0.50),
+    "train": ("refit potential\n(symmetry functions →\nper-element network)", 0.62, 0.86),
+    "final": ("converged: GA on potential alone,\noracle relaxes and ranks\nthe recommended structures", 0.16, 0.12),
+}
+_ARROWS = [("init", "ga", ""), ("ga", "oracle", "recommend"), ("oracle", "filter", "label"),
+           ("filter", "train", "grow set"), ("train", "ga", "new fitness"), ("ga", "final", "")]
+
+
+def plot_loop(ax: plt.Axes | None = None) -> plt.Axes:
+    """The active-learning loop as boxes and arrows."""
+    ax = ax or plt.subplots(figsize=(9, 4.5))[1]
+    ax.set_axis_off()
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    for key, (text, x, y) in _BOXES.items():
+        color = "#fde2c8" if key == "oracle" else "#d8e8f8" if key != "final" else "#dff2df"
+        ax.add_patch(FancyBboxPatch((x - 0.125, y - 0.085), 0.25, 0.17, boxstyle="round,pad=0.01",
+                                    fc=color, ec="0.3"))
+        ax.text(x, y, text, ha="center", va="center", fontsize=7.5)
+    for a, b, label in _ARROWS:
+        (xa, ya), (xb, yb) = _BOXES[a][1:], _BOXES[b][1:]
+        # start/end at the box edges along the line between the centres
+        d = np.array([xb - xa, yb - ya])
+        scale = min(0.135 / abs(d[0]) if d[0] else np.inf, 0.095 / abs(d[1]) if d[1] else np.inf)
+        start, end = np.array([xa, ya]) + scale * d, np.array([xb, yb]) - scale * d
+        ax.add_patch(FancyArrowPatch(tuple(start), tuple(end), arrowstyle="-|>", mutation_scale=12,
+                                     color="0.2"))
+        if label:
+            mid = (start + end) / 2
+            ax.text(mid[0], mid[1] + 0.03, label, ha="center", fontsize=7, style="italic")
+    return ax
+
+
+def plot_parity(predicted: np.ndarray, oracle: np.ndarray, label: str, ax: plt.Axes) -> plt.Axes:
+    """Potential vs oracle energies (eV/atom) with the identity line and the RMSE in the legend."""
+    predicted, oracle = np.asarray(predicted, float), np.asarray(oracle, float)
+    rmse = float(np.sqrt(np.mean((predicted - oracle) ** 2)))
+    ax.scatter(oracle, predicted, s=14, alpha=0.7, label=f"{label} (RMSE {rmse:.3f} eV/atom)")
+    lo, hi = min(oracle.min(), predicted.min()), max(oracle.max(), predicted.max())
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.set_xlabel("oracle energy (eV/atom)")
+    ax.set_ylabel("potential energy (eV/atom)")
+    return ax
+
+
+def plot_structures(structures: dict[str, Atoms], repeat: tuple[int, int, int] = (2, 2, 2)) -> plt.Figure:
+    """Side-by-side pictures (ASE's matplotlib plotting) of a few structures, each repeated."""
+    from ase.visualize.plot import plot_atoms
+
+    fig, axes = plt.subplots(1, len(structures), figsize=(3.2 * len(structures), 3.2))
+    for ax, (title, atoms) in zip(np.atleast_1d(axes), structures.items()):
+        plot_atoms(atoms.repeat(repeat), ax, rotation="10x,20y,0z", radii=0.5)
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
