@@ -54,6 +54,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, torch.get_num_threads()],
+                        help="CPU thread counts to time (a d=16 model is often fastest on one thread)")
     args = parser.parse_args()
     formulas = load_oqmd_bandgap()["formula"]
     config = AtomDLConfig(n_samples=args.samples, batch_size=args.batch_size, val_fraction=0.01)
@@ -61,9 +63,11 @@ def main() -> None:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"Atom_DL d=16, {args.layers} layers, 8 heads, batch {args.batch_size}, {len(loader.dataset)} samples")
     for device in devices:
-        rates = throughput(loader, device, args.layers, args.repeats, amp=device.type == "cuda")
-        print(f"{describe_device(str(device))}: median {statistics.median(rates):,.0f} samples/s "
-              f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})")
+        for threads in sorted(set(args.threads)) if device.type == "cpu" else [torch.get_num_threads()]:
+            torch.set_num_threads(threads)
+            rates = throughput(loader, device, args.layers, args.repeats, amp=device.type == "cuda")
+            print(f"{describe_device(str(device))}: median {statistics.median(rates):,.0f} samples/s "
+                  f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})")
 
 
 if __name__ == "__main__":
