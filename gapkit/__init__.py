@@ -4,7 +4,8 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"data", "featurize", "results", "runtime", "models", "train", "evaluate", "search", "baselines"}
+_SUBMODULES = {"data", "featurize", "embeddings", "estimators", "results", "runtime", "models", "train",
+               "evaluate", "search", "baselines"}
 
 
 def __getattr__(name: str):

@@ -32,7 +32,7 @@ ATOM_DL_VECTORS = Path(__file__).resolve().parents[2] / "data" / "atom_dl" / "ve
 MAX_Z = 103
 
 _ELEMENTEMBEDDINGS = ("atomic", "magpie", "mat2vec", "megnet16", "oliynyk", "skipatom")
-_CRABNET = {"crabnet_mat2vec": "mat2vec", "crabnet_onehot": "onehot", "jarvis": "jarvis",
+_CRABNET = {"crabnet_mat2vec": "mat2vec", "crabnet_onehot": "onehot", "crabnet_magpie": "magpie", "jarvis": "jarvis",
             "cgcnn": "cgcnn", "elemnet": "elemnet", "matscholar": "matscholar"}
 
 
