@@ -12,7 +12,6 @@ NOTEBOOKS := $(shell sed -n 's/^ *- file: *\(book\/[a-z0-9_]*\) *$$/\1.ipynb/p' 
 SHARED_DATA := $(abspath ../shared/data)
 export GAPKIT_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 
 .PHONY: install book execute html test unit notebooks nbval benchmark clean
 
