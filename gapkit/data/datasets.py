@@ -68,15 +68,16 @@ def load_matbench_castelli() -> pd.DataFrame:
 _FORMULA_SUM = re.compile(r"^_chemical_formula_sum\s+'?([^'\n]+)'?\s*$", re.MULTILINE)
 
 
+def _read_tagged(dataset: str, names: list[str], **read_csv_kwargs) -> pd.DataFrame:
+    """Concatenate CSV files of a dataset, tagging each row with its file (the structure cache is per file)."""
+    frames = [pd.read_csv(fetch(dataset, name), **read_csv_kwargs).assign(_source_file=name) for name in names]
+    return pd.concat(frames, ignore_index=True)
+
+
 @lru_cache(maxsize=1)
 def _read_mp_table() -> pd.DataFrame:
-    shards = [f for f in list_files(MP) if f.startswith("mp_structures_shard")]
-    frames = []
-    for name in sorted(shards):
-        frame = pd.read_csv(fetch(MP, name), dtype={"mp_id": str})
-        frame["_source_file"] = name
-        frames.append(frame)
-    df = pd.concat(frames, ignore_index=True).rename(
+    shards = sorted(f for f in list_files(MP) if f.startswith("mp_structures_shard"))
+    df = _read_tagged(MP, shards, dtype={"mp_id": str}).rename(
         columns={
             "band_gap": "gap_ev",
             "formation_energy_per_atom": "formation_energy_ev_per_atom",
@@ -138,12 +139,7 @@ def load_perovskites_175() -> pd.DataFrame:
 def load_castelli_perovskites(structures: bool = True, errors: ErrorPolicy = "warn",
                               progress: bool = True) -> pd.DataFrame:
     """Castelli ABX3 perovskites with relaxed 5-atom cells (CDVAE val+test), GLLB-SC gaps."""
-    frames = []
-    for name in ("val.csv", "test.csv"):
-        frame = pd.read_csv(fetch(CASTELLI, name), index_col=0)
-        frame["_source_file"] = name
-        frames.append(frame)
-    df = pd.concat(frames, ignore_index=True).rename(
+    df = _read_tagged(CASTELLI, ["val.csv", "test.csv"], index_col=0).rename(
         columns={
             "material_id": "id",
             "heat_all": "heat_all_ev_per_atom",

@@ -8,9 +8,7 @@ leaves the previous cache intact.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +17,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from gapkit.data.registry import DataError, _file_entry, cache_dir
+from gapkit.io import atomic_pickle
 
 logger = logging.getLogger(__name__)
 
@@ -76,16 +75,7 @@ def _load_cache(dataset: str, filename: str) -> dict[Any, Any]:
 
 
 def _save_cache(dataset: str, filename: str, table: dict[Any, Any]) -> None:
-    path = _cache_path(dataset, filename, _file_entry(dataset, filename)["sha256"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(table, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_pickle(table, _cache_path(dataset, filename, _file_entry(dataset, filename)["sha256"]))
 
 
 def attach_structures(

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import pickle
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,8 @@ from typing import Literal
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from gapkit.io import atomic_pickle
 
 logger = logging.getLogger(__name__)
 
@@ -165,16 +165,7 @@ class GraphCache:
 
     def put(self, key: str, graph: CrystalGraph) -> None:
         """Store ``graph`` under ``key`` (temporary file + rename, so a killed run leaves no half file)."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(graph, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_pickle(graph, self._path(key))
 
 
 def build_graphs(structures: Iterable, cutoff: float = DEFAULT_CUTOFF,
