@@ -7,6 +7,7 @@ from pymatgen.core import Lattice, Structure
 
 from gapkit.featurize.graphs import build_graph, collate_graphs
 from gapkit.models.cgcnn import CGCNNModel, GaussianDistance, atom_init_table
+from tests._fitting import fit_l1
 
 
 
@@ -79,11 +80,6 @@ def test_overfits_a_tiny_batch(use_distance):
     model = tiny_model(use_distance)
     batch = batch_of(structures())
     target = torch.tensor([1.0, -1.0, 0.5, -0.2])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(200):
-        opt.zero_grad()
-        loss = (model.forward_batch(batch)[0] - target).abs().mean()
-        loss.backward()
-        opt.step()
+    fit_l1(model, batch, target, lr=1e-2)
     model.train()  # batch-norm statistics of this one batch: judge the fit in training mode
     assert (model.forward_batch(batch)[0] - target).abs().max() < 0.1

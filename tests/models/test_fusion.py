@@ -7,6 +7,7 @@ from gapkit.models.fusion import CGCrabNetModel
 from tests.models.test_cgcnn import batch_of, structures
 from tests.models.test_cgcnn import tiny_model as tiny_cgcnn
 from tests.models.test_crabnet import tiny_model as tiny_crabnet
+from tests._fitting import fit_l1
 
 
 
@@ -51,10 +52,5 @@ def test_overfits_a_tiny_batch():
     model = CGCrabNetModel(tiny_crabnet(), tiny_cgcnn(), weights="learned")
     batch = fused_batch()
     target = torch.tensor([1.0, -1.0, 0.5, -0.2])
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(200):
-        opt.zero_grad()
-        loss = (model.forward_batch(batch)[0] - target).abs().mean()
-        loss.backward()
-        opt.step()
+    fit_l1(model, batch, target, lr=3e-3)
     assert (model.forward_batch(batch)[0] - target).abs().max() < 0.1
