@@ -62,7 +62,10 @@ class GatedConv(nn.Module):
     """One CGCNN gated graph convolution.
 
     ``[v_i ⊕ v_j ⊕ e_ij] W`` is computed as ``v_i W_i + v_j W_j + e_ij W_e``: the same linear map, but the
-    node terms are multiplied once per atom instead of once per edge (12x fewer rows).
+    node terms are multiplied once per atom instead of once per edge (12x fewer rows). When every atom has
+    exactly ``k`` incoming edges stored centre by centre (the usual case: 12 neighbours within 8 Å), the
+    centre term is broadcast and the neighbour sum is a reshape-and-sum instead of a gather and a scatter.
+    In eval mode the edge batch norm is folded into the three linear maps (one pass over the edges less).
     """
 
     def __init__(self, node_dim: int, edge_dim: int, batch_norm: bool = True) -> None:
@@ -73,17 +76,53 @@ class GatedConv(nn.Module):
         self.bn_in = nn.BatchNorm1d(2 * node_dim) if batch_norm else nn.Identity()
         self.bn_out = nn.BatchNorm1d(node_dim) if batch_norm else nn.Identity()
 
-    def forward(self, v: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
-                edge_attr: torch.Tensor | None) -> torch.Tensor:
-        """Update node vectors v [N, F] from edges src -> dst."""
+    def _folded(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(scale, shift) of the eval-mode input batch norm, or (None, None) when it must run as a layer."""
+        bn = self.bn_in
+        if self.training or not isinstance(bn, nn.BatchNorm1d) or not bn.track_running_stats:
+            return None, None
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        shift = -bn.running_mean * scale
+        if bn.affine:
+            scale, shift = scale * bn.weight, shift * bn.weight + bn.bias
+        return scale, shift
+
+    def forward(self, v: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, edge_term: torch.Tensor | None,
+                k: int | None = None) -> torch.Tensor:
+        """Update node vectors v [N, F] from edges src -> dst; ``edge_term`` is ``e_ij W_e`` [E, 2F] or None."""
+        scale, shift = self._folded()
+        w_c, b_c, w_n = self.fc_centre.weight, self.fc_centre.bias, self.fc_neighbour.weight
+        if scale is not None:
+            w_c, b_c, w_n = w_c * scale[:, None], b_c * scale + shift, w_n * scale[:, None]
+            edge_term = edge_term * scale if edge_term is not None else None
+        centre, neighbour = F.linear(v, w_c, b_c), F.linear(v, w_n)
         # index_select, not v[idx]: the same gather, several times faster on CPU for large index vectors
-        z = self.fc_centre(v).index_select(0, dst) + self.fc_neighbour(v).index_select(0, src)
-        if self.fc_edge is not None and edge_attr is not None:
-            z = z + self.fc_edge(edge_attr.to(z.dtype))
-        filt, core = self.bn_in(z).chunk(2, dim=-1)
+        z = neighbour.index_select(0, src)
+        if edge_term is not None:
+            z = z + edge_term.to(z.dtype)
+        n, width = v.shape[0], z.shape[1]
+        if k is not None:
+            z = (z.view(n, k, width) + centre.unsqueeze(1)).view(n * k, width)
+        else:
+            z = z + centre.index_select(0, dst)
+        if scale is None:
+            z = self.bn_in(z)
+        filt, core = z.chunk(2, dim=-1)
         msg = torch.sigmoid(filt) * F.softplus(core)
-        agg = torch.zeros(v.shape[0], msg.shape[1], dtype=msg.dtype, device=msg.device).index_add_(0, dst, msg)
+        if k is not None:
+            agg = msg.view(n, k, -1).sum(1)
+        else:
+            agg = torch.zeros(n, msg.shape[1], dtype=msg.dtype, device=msg.device).index_add_(0, dst, msg)
         return F.softplus(v + self.bn_out(agg).to(v.dtype))
+
+
+def regular_degree(edge_dst: torch.Tensor, n_nodes: int) -> int | None:
+    """k when the edges come centre by centre with exactly k per node (0,..,0,1,..,1,...), else None."""
+    if n_nodes == 0 or edge_dst.numel() % n_nodes:
+        return None
+    k = edge_dst.numel() // n_nodes
+    expected = torch.arange(n_nodes, device=edge_dst.device).repeat_interleave(k)
+    return k if torch.equal(edge_dst, expected) else None
 
 
 def mean_pool(x: torch.Tensor, crystal: torch.Tensor, n_atoms: torch.Tensor) -> torch.Tensor:
@@ -114,8 +153,10 @@ class CGCNNModel(nn.Module):
         """Pooled crystal vectors after the convolutions, [B, node_dim]."""
         v = self.embed(self.atom_vectors.index_select(0, atomic_numbers))
         edge_attr = self.expand(distances) if self.expand is not None else None
+        k = regular_degree(edge_dst, v.shape[0])
         for conv in self.convs:
-            v = conv(v, edge_src, edge_dst, edge_attr)
+            edge_term = conv.fc_edge(edge_attr) if edge_attr is not None and conv.fc_edge is not None else None
+            v = conv(v, edge_src, edge_dst, edge_term, k)
         crystal = torch.repeat_interleave(torch.arange(n_atoms.shape[0], device=n_atoms.device), n_atoms)
         return F.softplus(mean_pool(v, crystal, n_atoms))
 

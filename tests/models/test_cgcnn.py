@@ -6,7 +6,7 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from gapkit.featurize.graphs import build_graph, collate_graphs
-from gapkit.models.cgcnn import CGCNNModel, GaussianDistance, atom_init_table
+from gapkit.models.cgcnn import CGCNNModel, GaussianDistance, atom_init_table, regular_degree
 from tests._fitting import fit_l1
 
 
@@ -83,3 +83,35 @@ def test_overfits_a_tiny_batch(use_distance):
     fit_l1(model, batch, target, lr=1e-2)
     model.train()  # batch-norm statistics of this one batch: judge the fit in training mode
     assert (model.forward_batch(batch)[0] - target).abs().max() < 0.1
+
+
+def test_regular_and_general_edge_layouts_agree():
+    """The reshape-and-sum path (k edges per atom, centre by centre) equals the gather/scatter path."""
+    torch.manual_seed(1)
+    model = tiny_model()
+    batch = batch_of(structures())
+    assert regular_degree(batch["edge_dst"], batch["atomic_numbers"].shape[0]) is not None
+    perm = torch.randperm(batch["edge_dst"].shape[0])
+    shuffled = {**batch, **{k: batch[k][perm] for k in ("edge_src", "edge_dst", "distances")}}
+    assert regular_degree(shuffled["edge_dst"], shuffled["atomic_numbers"].shape[0]) is None
+    for mode in (model.train, model.eval):
+        mode()
+        torch.testing.assert_close(model.forward_batch(batch), model.forward_batch(shuffled), atol=1e-5, rtol=1e-5)
+
+
+def test_eval_batch_norm_folding_matches_the_layer():
+    torch.manual_seed(2)
+    model = tiny_model()
+    batch = batch_of(structures())
+    model.train()
+    for _ in range(3):
+        model.forward_batch(batch)  # give the running statistics non-trivial values
+    with torch.no_grad():
+        for conv in model.convs:
+            conv.bn_in.weight.uniform_(0.5, 1.5)
+            conv.bn_in.bias.uniform_(-0.3, 0.3)
+    model.eval()
+    folded = model.forward_batch(batch)
+    for conv in model.convs:
+        conv._folded = lambda: (None, None)  # run the batch norm as a layer
+    torch.testing.assert_close(model.forward_batch(batch), folded, atol=1e-5, rtol=1e-5)
