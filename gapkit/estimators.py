@@ -26,7 +26,8 @@ from torch import nn
 
 from gapkit.featurize.graphs import GraphCache, build_graphs
 from gapkit.models.cgcnn import CGCNNModel, atom_init_table
-from gapkit.models.crabnet import CrabNetModel, element_table, encode_formulas
+from gapkit.featurize.composition import encode_formulas
+from gapkit.models.crabnet import CrabNetModel, element_table
 from gapkit.models.fusion import CGCrabNetModel
 from gapkit.train.tasks import BandGapTask, MaterialsDataset
 

@@ -20,6 +20,7 @@ import math
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 MAX_ELEMENTS = 7
 
@@ -30,12 +31,8 @@ def element_table(name: str, max_z: int = 103, standardize: bool = True) -> np.n
     Standardising puts tables such as Magpie (melting points in K beside electronegativities) on one
     scale before the first linear layer; it changes nothing for a table that is already centred.
     """
-    try:
-        from gapkit.featurize.embeddings import embedding_matrix, list_embeddings
-    except ImportError:  # the embeddings registry is optional: fall back to CrabNet's own tables
-        embedding_matrix, list_embeddings = _crabnet_table, lambda: []
-    if name.startswith("crabnet_") and name not in list_embeddings():
-        embedding_matrix = _crabnet_table  # e.g. "crabnet_magpie": CrabNet's own copy of a table
+    from gapkit.featurize.embeddings import embedding_matrix
+
     table = np.asarray(embedding_matrix(name, max_z=max_z), dtype=np.float32)
     if standardize:
         real = np.abs(table).sum(axis=1) > 0
@@ -44,41 +41,6 @@ def element_table(name: str, max_z: int = 103, standardize: bool = True) -> np.n
         sd[sd == 0] = 1.0
         table = np.where(real[:, None], (table - mu) / sd, 0.0).astype(np.float32)
     return table
-
-
-def _crabnet_table(name: str, max_z: int = 103) -> np.ndarray:
-    from pymatgen.core import Element
-
-    from gapkit.data import load_element_properties
-
-    df = load_element_properties(name.removeprefix("crabnet_"))
-    out = np.zeros((max_z + 1, df.shape[1]), dtype=np.float32)
-    for symbol, row in zip(df.index, df.to_numpy(dtype=float)):
-        if Element.is_valid_symbol(symbol) and Element(symbol).Z <= max_z:
-            out[Element(symbol).Z] = np.nan_to_num(row)
-    return out
-
-
-def encode_formulas(formulas, max_elements: int = MAX_ELEMENTS, progress: bool = False):
-    """(Z int64[n, max_elements], fractions float32[n, max_elements]) of formulas, padded with zeros."""
-    try:
-        from gapkit.featurize.composition import encode_formulas as encode
-    except ImportError:
-        encode = None
-    if encode is not None:
-        return encode(list(formulas), max_elements=max_elements, progress=progress)
-    from gapkit.featurize.composition import parse_formula
-
-    formulas = list(formulas)
-    z = np.zeros((len(formulas), max_elements), dtype=np.int64)
-    frac = np.zeros((len(formulas), max_elements), dtype=np.float32)
-    for i, f in enumerate(formulas):
-        comp = parse_formula(f).fractional_composition
-        if len(comp) > max_elements:
-            raise ValueError(f"Formula {f!r} has {len(comp)} elements; at most {max_elements} are supported.")
-        for j, (el, amount) in enumerate(sorted(comp.items(), key=lambda kv: kv[0].Z)):
-            z[i, j], frac[i, j] = el.Z, amount
-    return z, frac
 
 
 class FractionalEncoder(nn.Module):
@@ -142,25 +104,59 @@ class CrabNetModel(nn.Module):
         self.head = ResidualHead(d_model, tuple(head_dims), 3)
 
     def encode(self, elements: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
-        """Per-element representations after attention, [B, E, d_model] (padding rows are junk)."""
-        pad = elements == 0
-        x = self.embed(self.element_vectors[elements]) * 2 ** self.emb_scaler
-        pe = torch.cat((self.frac_linear(fractions), self.frac_log(fractions)), dim=-1)
+        """Per-element representations after attention, [B, E, d_model] (padding rows are zero)."""
+        real = elements != 0
+        packed = self.encode_packed(elements, fractions, real)
+        out = packed.new_zeros(*elements.shape, packed.shape[-1])
+        out[real] = packed
+        return out
+
+    def encode_packed(self, elements: torch.Tensor, fractions: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """Representations of the real elements only, [T, d_model] in row-major order of ``real``.
+
+        Only attention needs the padded [B, E] layout; every per-element map (embedding, projections,
+        feed-forward) runs on the T real elements. A formula has 3.5 elements on average against 7
+        slots, so this halves the work of ``nn.TransformerEncoder`` while computing the same function
+        with the same parameters (post-norm layers, ReLU, dropout where the layer has it).
+        """
+        z, frac = elements[real], fractions[real]
+        x = self.embed(self.element_vectors[z]) * 2 ** self.emb_scaler
+        pe = torch.cat((self.frac_linear(frac), self.frac_log(frac)), dim=-1)
         x = x + pe * 2 ** (1 - self.pe_scaler) ** 2
-        return self.encoder(x, src_key_padding_mask=pad)
+        for layer in self.encoder.layers:
+            x = _packed_encoder_layer(layer, x, real)
+        return x
 
     def forward(self, elements: torch.Tensor, fractions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Predict (z1, S) for a batch of padded compositions."""
-        if elements.shape[1] == 0 or not bool((elements != 0).any(dim=1).all()):
+        real = elements != 0
+        if elements.shape[1] == 0 or not bool(real.any(dim=1).all()):
             raise ValueError("Every composition needs at least one element (Z = 0 is padding).")
-        out = self.head(self.encode(elements, fractions))
-        p, u, logit = out.unbind(-1)
-        real = (elements != 0).to(p.dtype)
-        n = real.sum(dim=1)
-        z1 = (p * torch.sigmoid(logit) * real).sum(dim=1) / n
-        s = (u * real).sum(dim=1) / n
+        p, u, logit = self.head(self.encode_packed(elements, fractions, real)).unbind(-1)
+        formula = torch.arange(elements.shape[0], device=elements.device).unsqueeze(1).expand_as(real)[real]
+        n = real.sum(dim=1).to(p.dtype)
+        z1 = torch.zeros_like(n).index_add_(0, formula, p * torch.sigmoid(logit)) / n
+        s = torch.zeros_like(n).index_add_(0, formula, u) / n
         return z1, s
 
     def forward_batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Predict from a collated batch dict (keys ``elements``, ``fractions``)."""
         return self(batch["elements"], batch["fractions"])
+
+
+def _packed_encoder_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """``layer`` (post-norm, ReLU) applied to packed rows x [T, d] of the padded batch mask ``real`` [B, E]."""
+    attn = layer.self_attn
+    b, e = real.shape
+    d, h = x.shape[-1], attn.num_heads
+    qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
+    padded = qkv.new_zeros(b, e, 3 * d)
+    padded[real] = qkv
+    q, k, v = padded.view(b, e, 3, h, d // h).permute(2, 0, 3, 1, 4)  # each [B, heads, E, d/heads]
+    keep = real[:, None, None, :]  # padded keys get no attention
+    drop = attn.dropout if layer.training else 0.0
+    ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=drop)
+    ctx = ctx.transpose(1, 2).reshape(b, e, d)[real]
+    x = layer.norm1(x + layer.dropout1(attn.out_proj(ctx)))
+    ff = layer.linear2(layer.dropout(F.relu(layer.linear1(x))))
+    return layer.norm2(x + layer.dropout2(ff))

@@ -80,3 +80,16 @@ def test_element_table_from_crabnet_mat2vec(shared_data_dir):
     assert np.all(table[0] == 0) and np.abs(table[14]).sum() > 0
     real = np.abs(table).sum(axis=1) > 0
     np.testing.assert_allclose(table[real].mean(axis=0), 0, atol=1e-4)  # standardised over real elements
+
+
+def test_packed_encoder_equals_torch_transformer_encoder():
+    """The packed layers compute nn.TransformerEncoder's function on the real elements, with its weights."""
+    torch.manual_seed(0)
+    model = CrabNetModel(element_table("crabnet_onehot"), d_model=32, n_layers=2, n_heads=4, d_ff=64).eval()
+    el = torch.tensor([[8, 22, 0, 0], [3, 8, 25, 26], [14, 0, 0, 0]])
+    fr = torch.tensor([[0.6, 0.4, 0, 0], [0.25, 0.5, 0.125, 0.125], [1.0, 0, 0, 0]])
+    pad = el == 0
+    x = model.embed(model.element_vectors[el]) * 2**model.emb_scaler
+    pe = torch.cat((model.frac_linear(fr), model.frac_log(fr)), dim=-1)
+    reference = model.encoder(x + pe * 2 ** (1 - model.pe_scaler) ** 2, src_key_padding_mask=pad)
+    torch.testing.assert_close(model.encode(el, fr)[~pad], reference[~pad], atol=1e-5, rtol=1e-5)

@@ -13,7 +13,7 @@ from tests._fitting import fit_l1
 
 
 def fused_batch():
-    from gapkit.models.crabnet import encode_formulas
+    from gapkit.featurize.composition import encode_formulas
 
     structs = structures()
     batch = batch_of(structs)
