@@ -70,6 +70,7 @@ class SearchState:
     populations: dict[str, list[Atoms]] = field(default_factory=dict)
     train_atoms: list[Atoms] = field(default_factory=list)
     train_energies: list[float] = field(default_factory=list)
+    train_forces: list[np.ndarray | None] = field(default_factory=list)  # oracle forces, None if absent
     potential: NNPotential | None = None
     min_loss: float | None = None     # training RMSE of the current potential (eV/atom)
     val_rmse: float | None = None     # its validation RMSE (eV/atom): the convergence test
@@ -204,8 +205,10 @@ def retrain(state: SearchState, config: SearchConfig) -> None:
     if len(state.train_atoms) < 4:
         return
     species = sorted({atomic_numbers[el] for el in config.counts()})
+    forces = getattr(state, "train_forces", None)  # states saved before forces were kept have none
     pot, hist = fit_potential(state.train_atoms, state.train_energies, species, config.train,
-                              seed=int(np.random.SeedSequence([config.seed, state.cycle]).generate_state(1)[0]))
+                              seed=int(np.random.SeedSequence([config.seed, state.cycle]).generate_state(1)[0]),
+                              forces=forces if forces and len(forces) == len(state.train_atoms) else None)
     state.potential, state.min_loss, state.val_rmse = pot, hist.min_loss, hist.best_val_rmse
     state.rmse_history.append(hist.best_val_rmse)
     state.train_size_history.append(len(state.train_atoms))

@@ -1,4 +1,5 @@
-"""Success rate against oracle calls over several seeds: GA + learned potential vs random search vs ase-ga."""
+"""Success rate against oracle calls over several seeds: GA + learned potential vs random search vs ase-ga;
+the lattice constant of a found reference crystal."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from gapkit.search.baselines import ase_ga_search, calls_to_success, random_search, success_rate
+from gapkit.search.baselines import (ase_ga_search, calls_to_success, conventional_lattice, random_search,
+                                     success_rate)
 from gapkit.search.oracle import CalculatorFactory
+from gapkit.search.population import same_structure
 from gapkit.search.profiles import search_config
 from gapkit.search.runner import SerialExecutor, run_search
 
@@ -54,3 +57,8 @@ def success_table(calls: pd.DataFrame | dict[str, list[float]], budgets: np.ndar
         if key in calls:
             out[label] = success_rate(list(calls[key]), budgets)
     return pd.DataFrame(out)
+
+
+def reference_lattice_a(atoms: Atoms, reference: Atoms) -> float:
+    """Conventional-cell a (Å) of ``atoms`` when it is the ``reference`` crystal, else NaN."""
+    return conventional_lattice(atoms)[0] if same_structure(atoms, reference) else float("nan")

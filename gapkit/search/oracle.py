@@ -60,6 +60,7 @@ class OracleResult:
     n_relax_steps: int = 0
     error: str = ""
     tag: dict = field(default_factory=dict)
+    forces: np.ndarray | None = None  # eV/Å from the same call, when the calculator gives them
 
     @property
     def failed(self) -> bool:
@@ -91,6 +92,7 @@ def _single_point(atoms: Atoms, factory: CalculatorFactory, tag: dict | None) ->
     try:
         atoms.calc = _calculator(factory)
         energy = float(atoms.get_potential_energy())
+        forces = _forces_or_none(atoms)
         atoms.calc = None
     except Exception as err:  # any calculator failure is a failed structure, not a failed run
         log.warning("oracle single point failed: %s", err)
@@ -98,7 +100,16 @@ def _single_point(atoms: Atoms, factory: CalculatorFactory, tag: dict | None) ->
         return OracleResult(atoms, None, 1, 0, f"{type(err).__name__}: {err}", tag or {})
     if not np.isfinite(energy):
         return OracleResult(atoms, None, 1, 0, "non-finite energy", tag or {})
-    return OracleResult(atoms, energy, 1, 0, "", tag or {})
+    return OracleResult(atoms, energy, 1, 0, "", tag or {}, forces)
+
+
+def _forces_or_none(atoms: Atoms) -> np.ndarray | None:
+    """Forces the calculator computed with the energy (same call, no extra cost), or None."""
+    try:
+        forces = np.array(atoms.get_forces(), dtype=float)
+    except Exception:  # an energy-only oracle (e.g. some DFT set-ups) is fine: train on energies
+        return None
+    return forces if forces.shape == (len(atoms), 3) and np.all(np.isfinite(forces)) else None
 
 
 def relax(atoms: Atoms, factory: CalculatorFactory, fmax: float = 0.05, steps: int = 100,

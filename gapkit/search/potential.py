@@ -159,6 +159,10 @@ class TrainSettings:
     val_fraction: float = 0.2
     weight_decay: float = 0.0
     params: SymmetryFunctionParams = field(default_factory=SymmetryFunctionParams)
+    # weight of the force term (mean squared force error in units of the training-force spread) beside
+    # the energy term; 0 trains on energies alone, as the paper does. Forces come free with every
+    # oracle single point (3N numbers besides the one energy).
+    force_weight: float = 0.0
 
 
 @dataclass
@@ -191,9 +195,12 @@ def _stack_descriptors(structures: list[Atoms], potential: NNPotential):
 
 
 def fit_potential(structures: list[Atoms], energies_ev: list[float], species: list[int],
-                  settings: TrainSettings | None = None, seed: int = 0
-                  ) -> tuple[NNPotential, TrainHistory]:
-    """Fit a fresh potential to total energies; return it (best-validation weights) and its history.
+                  settings: TrainSettings | None = None, seed: int = 0,
+                  forces: list[np.ndarray | None] | None = None) -> tuple[NNPotential, TrainHistory]:
+    """Fit a fresh potential to total energies (and forces); return it (best-validation weights) and its history.
+
+    With ``settings.force_weight > 0`` and ``forces`` (one [n_atoms, 3] array or None per structure) the
+    loss adds the force error; validation and early stopping stay on the energy RMSE (eV/atom).
 
     A plain torch loop rather than gapkit.train.trainer.fit: the model has a few hundred weights,
     the data are a few hundred structures whose descriptors are computed once and fit in memory,
@@ -204,16 +211,59 @@ def fit_potential(structures: list[Atoms], energies_ev: list[float], species: li
     if len(structures) != len(energies_ev) or len(structures) < 2:
         raise ValueError(f"Need at least 2 structures with one energy each, got "
                          f"{len(structures)} structures and {len(energies_ev)} energies.")
+    if forces is not None and len(forces) != len(structures):
+        raise ValueError(f"Got {len(forces)} force arrays for {len(structures)} structures.")
     with single_thread():
-        return _fit(structures, energies_ev, species, settings, seed)
+        return _fit(structures, energies_ev, species, settings, seed, forces)
+
+
+class _ForceTerm:
+    """Predicted forces of all training structures from dE/d(descriptor) and fixed descriptor Jacobians.
+
+    The descriptors depend on positions only through the structure, never through the weights, so each
+    structure's Jacobian d(desc)/d(positions) is computed once; per epoch the forces are one contraction
+    ``F_j = -sum_i,f dE/d(desc_if) * d(desc_if)/d(r_j)`` (padded to the largest structure).
+    """
+
+    def __init__(self, structures: list[Atoms], forces: list[np.ndarray | None], pot: NNPotential,
+                 owner: torch.Tensor) -> None:
+        n_max = max(len(a) for a in structures)
+        n_feat = pot.params.n_features(len(pot.species))
+        self.jac = torch.zeros(len(structures), n_max, n_feat, n_max, 3, dtype=DTYPE)
+        self.target = torch.zeros(len(structures), n_max, 3, dtype=DTYPE)
+        self.has = torch.zeros(len(structures), n_max, dtype=torch.bool)
+        for k, atoms in enumerate(structures):
+            if forces[k] is None:
+                continue
+            graph = build_neighbour_graph(atoms, pot.params.r_cut)
+            cell = torch.as_tensor(np.asarray(atoms.cell), dtype=DTYPE)
+            jac = torch.autograd.functional.jacobian(
+                lambda p: symmetry_functions(p, cell, graph, pot.species, pot.params),
+                torch.as_tensor(atoms.positions, dtype=DTYPE), vectorize=True)
+            n = len(atoms)
+            self.jac[k, :n, :, :n] = jac
+            self.target[k, :n] = torch.as_tensor(np.asarray(forces[k], dtype=np.float64))
+            self.has[k, :n] = True
+        self.owner = owner
+        self.slot = torch.cat([torch.arange(len(a)) for a in structures])
+        self.n_max = n_max
+
+    def predict(self, grad_desc: torch.Tensor) -> torch.Tensor:
+        """[S, n_max, 3] forces from the per-atom gradients of the energy w.r.t. the descriptors."""
+        padded = grad_desc.new_zeros(self.jac.shape[0], self.n_max, grad_desc.shape[1])
+        padded = padded.index_put((self.owner, self.slot), grad_desc)
+        return -torch.einsum("sif,sifjc->sjc", padded, self.jac)
 
 
 def _fit(structures: list[Atoms], energies_ev: list[float], species: list[int],
-         settings: TrainSettings, seed: int) -> tuple[NNPotential, TrainHistory]:
+         settings: TrainSettings, seed: int,
+         forces: list[np.ndarray | None] | None = None) -> tuple[NNPotential, TrainHistory]:
     """Body of :func:`fit_potential` (runs single-threaded)."""
     torch.manual_seed(seed)
     pot = NNPotential(species, settings.params, settings.hidden, settings.activation)
     desc, sp, owner = _stack_descriptors(structures, pot)
+    use_forces = settings.force_weight > 0 and forces is not None and any(f is not None for f in forces)
+    force_term = _ForceTerm(structures, forces, pot, owner) if use_forces else None
     n_atoms = torch.bincount(owner, minlength=len(structures)).to(DTYPE)
     target = torch.as_tensor(np.asarray(energies_ev, dtype=np.float64)) / n_atoms  # eV/atom
     rng = np.random.default_rng(seed)
@@ -229,15 +279,34 @@ def _fit(structures: list[Atoms], energies_ev: list[float], species: list[int],
             pot.feat_std[k] = rows.std(0, unbiased=False).clamp_min(1e-6)
     pot.e_mean.fill_(float(target[train_idx].mean()))
     pot.e_std.fill_(float(target[train_idx].std(unbiased=False).clamp_min(1e-3)))
+    if force_term is not None:
+        structure_in_train = torch.zeros(len(structures), dtype=torch.bool)
+        structure_in_train[train_idx] = True
+        force_mask = force_term.has & structure_in_train[:, None]
+        f_scale = float(force_term.target[force_mask].std().clamp_min(1e-2)) if force_mask.any() else 1.0
+        desc.requires_grad_(True)
     opt = torch.optim.Adam(pot.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     best, best_epoch, best_state = float("inf"), -1, copy.deepcopy(pot.state_dict())
     hist_tr, hist_va = [], []
+    val_force_mask = None
+    if force_term is not None:
+        structure_in_val = torch.zeros(len(structures), dtype=torch.bool)
+        structure_in_val[val_idx] = True
+        val_force_mask = force_term.has & structure_in_val[:, None]
+    best_score = float("inf")
     for epoch in range(settings.max_epochs):
         opt.zero_grad()
         e_atom = pot.atomic_energies(desc, sp)
         per_atom = torch.zeros(len(structures), dtype=DTYPE).index_add(0, owner, e_atom) / n_atoms
         err = per_atom - target
         loss = (err[train_idx] ** 2).mean() / pot.e_std ** 2
+        score_extra = 0.0
+        if force_term is not None and force_mask.any():
+            grad_desc, = torch.autograd.grad(e_atom.sum(), desc, create_graph=True)
+            f_err = force_term.predict(grad_desc) - force_term.target
+            loss = loss + settings.force_weight * (f_err[force_mask] ** 2).mean() / f_scale ** 2
+            if val_force_mask.any():  # a few validation energies alone make a noisy stopping signal
+                score_extra = settings.force_weight * float((f_err[val_force_mask].detach() ** 2).mean()) / f_scale ** 2
         loss.backward()
         opt.step()
         err = err.detach()
@@ -245,8 +314,10 @@ def _fit(structures: list[Atoms], energies_ev: list[float], species: list[int],
         va = float(err[val_idx].pow(2).mean().sqrt())
         hist_tr.append(tr)
         hist_va.append(va)
-        if va < best - 1e-6:
-            best, best_epoch, best_state = va, epoch, copy.deepcopy(pot.state_dict())
+        # early stopping on the validation loss being minimised (energy, plus forces when trained on)
+        score = va ** 2 / float(pot.e_std) ** 2 + score_extra
+        if score < best_score * (1 - 1e-6) - 1e-12:
+            best_score, best, best_epoch, best_state = score, va, epoch, copy.deepcopy(pot.state_dict())
         elif epoch - best_epoch >= settings.patience:
             break
     pot.load_state_dict(best_state)

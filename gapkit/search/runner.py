@@ -89,6 +89,7 @@ def run_cycle(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
         if accept_for_training(state, result, config.train_energy_window):
             state.train_atoms.append(result.atoms)
             state.train_energies.append(float(result.energy_ev))
+            state.train_forces.append(result.forces)
             added += 1
     retrain(state, config)
     log.info("cycle %d: %d oracle jobs, %d added, train %d, val RMSE %s, calls %d", state.cycle,

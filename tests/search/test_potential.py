@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.filters import UnitCellFilter
@@ -67,3 +68,50 @@ def test_bad_inputs():
         NNPotential([29]).predict(bulk("Si", "diamond", 5.43))
     with pytest.raises(ValueError, match="at least 2"):
         fit_potential([bulk("Cu")], [1.0, 2.0], [29])
+
+
+def _rattled_cu_with_forces(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    structures, energies, forces = [], [], []
+    for k in range(n):
+        atoms = bulk("Cu", "fcc", 3.6, cubic=True)
+        atoms.rattle(0.15, seed=seed * 1000 + k)
+        atoms.set_cell(atoms.cell * rng.uniform(0.95, 1.05), scale_atoms=True)
+        atoms.calc = EMT()
+        energies.append(atoms.get_potential_energy())
+        forces.append(atoms.get_forces())
+        atoms.calc = None
+        structures.append(atoms)
+    return structures, energies, forces
+
+
+def test_force_term_equals_autograd_forces():
+    from gapkit.search.potential import _ForceTerm, _stack_descriptors
+
+    structures, _, forces = _rattled_cu_with_forces(3)
+    structures[1] = structures[1].repeat((1, 1, 2))  # structures of different sizes share the padding
+    forces[1] = np.zeros((8, 3))
+    pot = NNPotential([29])
+    desc, sp, owner = _stack_descriptors(structures, pot)
+    term = _ForceTerm(structures, forces, pot, owner)
+    desc.requires_grad_(True)
+    grad_desc, = torch.autograd.grad(pot.atomic_energies(desc, sp).sum(), desc)
+    pred = term.predict(grad_desc)
+    for k, atoms in enumerate(structures):
+        np.testing.assert_allclose(pred[k, :len(atoms)].numpy(), pot.energy_forces_stress(atoms)[1], atol=1e-10)
+
+
+def test_training_on_forces_generalises_better_from_few_structures():
+    structures, energies, forces = _rattled_cu_with_forces(24, seed=1)
+    held_out, held_e, held_f = _rattled_cu_with_forces(8, seed=2)
+    errors = {}
+    for weight in (0.0, 1.0):
+        pot, _ = fit_potential(structures, energies, [29],
+                               TrainSettings(max_epochs=800, patience=200, force_weight=weight), forces=forces)
+        e_rmse = np.sqrt(np.mean([((pot.predict(a) - e) / len(a)) ** 2 for a, e in zip(held_out, held_e)]))
+        f_rmse = np.sqrt(np.mean([(pot.energy_forces_stress(a)[1] - f) ** 2 for a, f in zip(held_out, held_f)]))
+        errors[weight] = (e_rmse, f_rmse)
+    assert errors[1.0][1] < 0.75 * errors[0.0][1]  # forces: 3N labels per oracle call
+    assert errors[1.0][0] < errors[0.0][0]
+    with pytest.raises(ValueError, match="force arrays"):
+        fit_potential(structures, energies, [29], forces=forces[:3])
