@@ -164,3 +164,33 @@ def published_numbers() -> "pd.DataFrame":
         raise FileNotFoundError("data/papers/published_numbers.csv ships with the gapkit book checkout, "
                                 "not with the installed package.")
     return pd.read_csv(root / "data" / "papers" / "published_numbers.csv")
+
+
+_SPLIT_ORDER = ("train", "val", "test")
+_TABLE_KEYS = ["paper", "table", "dataset", "model", "metric", "unit"]
+
+
+def published_table(chapter: str, table: str | None = None, *, paper: str | None = None) -> "pd.DataFrame":
+    """One chapter's published numbers as a wide table: one row per (paper, table, dataset, model,
+    metric, unit) in CSV order, one column per split (train, val, test first, then the others in CSV
+    order; NaN where the paper gives none). ``table`` and ``paper`` keep only that table / paper."""
+    import pandas as pd
+
+    pub = published_numbers()
+    keep = pub["chapter"] == chapter
+    if table is not None:
+        keep &= pub["table"] == table
+    if paper is not None:
+        keep &= pub["paper"] == paper
+    pub = pub[keep]
+    if pub.empty:
+        raise KeyError(f"No published numbers for chapter={chapter!r}, table={table!r}, paper={paper!r}.")
+    if pub.duplicated(_TABLE_KEYS + ["split"]).any():
+        raise ValueError("published_numbers.csv lists a (paper, table, dataset, model, metric, unit, split) twice.")
+    seen = list(dict.fromkeys(pub["split"]))
+    splits = [s for s in _SPLIT_ORDER if s in seen] + [s for s in seen if s not in _SPLIT_ORDER]
+    rows = pub[_TABLE_KEYS].drop_duplicates()  # first appearance decides the row order
+    wide = pub.pivot(index=_TABLE_KEYS, columns="split", values="value")
+    wide = wide.reindex(pd.MultiIndex.from_frame(rows))[splits].reset_index()
+    wide.columns.name = None
+    return wide

@@ -51,5 +51,32 @@ def test_published_numbers_table():
     from gapkit.results import published_numbers
 
     pub = published_numbers()
-    assert (pub["value"] > 0).all() and pub["chapter"].notna().all()
+    assert pub["value"].notna().all() and pub["chapter"].notna().all()
+    energies = pub["metric"].str.startswith("E ")  # total energies (search paper) are negative
+    assert (pub.loc[~energies, "value"] > 0).all() and (pub.loc[energies, "value"] < 0).all()
+    assert not pub.duplicated(["chapter", "paper", "table", "dataset", "model", "split", "metric"]).any()
     assert pub["gapkit_metric"].dropna().str.count(r"\.").ge(1).all()  # nested keys like mp_mae.CGCNN.test
+
+
+def test_published_table_pivots_splits_to_columns():
+    from gapkit.results import published_numbers, published_table
+
+    table3 = published_table("models", "Table 3")
+    assert list(table3.columns) == ["paper", "table", "dataset", "model", "metric", "unit", "train", "val", "test"]
+    assert list(table3["model"]) == ["CGCNN", "Roost", "CrabNet", "HotCrab", "CGCrabNet"]  # CSV order
+    cgcnn = table3.set_index("model").loc["CGCNN"]
+    assert (cgcnn["train"], cgcnn["val"], cgcnn["test"]) == pytest.approx((0.502, 0.605, 0.601))
+
+    models = published_table("models")  # both papers: a split a paper does not give is NaN
+    assert models["test"].notna().all() and models["train"].isna().sum() == 1
+    cgcrabnet = published_table("models", paper="Sun & Yuan 2023 (CGCrabNet)")
+    assert len(cgcrabnet) == len(models) - 1 and cgcrabnet[["train", "val", "test"]].notna().all().all()
+
+    search = published_table("search", "Table 2").set_index(["dataset", "metric"])
+    assert list(search.columns[-2:]) == ["found", "experiment"]
+    assert search.loc[("TiO2 12 atoms", "lattice c"), ["found", "experiment"]].tolist() == [9.059, 9.728]
+    pub = published_numbers()
+    assert search[["found", "experiment"]].count().sum() == (pub["chapter"] == "search").sum()
+
+    with pytest.raises(KeyError):
+        published_table("models", "Table 99")
