@@ -62,3 +62,39 @@ def success_table(calls: pd.DataFrame | dict[str, list[float]], budgets: np.ndar
 def reference_lattice_a(atoms: Atoms, reference: Atoms) -> float:
     """Conventional-cell a (Å) of ``atoms`` when it is the ``reference`` crystal, else NaN."""
     return conventional_lattice(atoms)[0] if same_structure(atoms, reference) else float("nan")
+
+
+def force_label_study(structures: list[Atoms], energies: list[float], forces: list, unseen: list[Atoms],
+                      unseen_energies: list[float], species: list[int], settings=None, seed: int = 0,
+                      test_fraction: float = 0.25) -> pd.DataFrame:
+    """Potential accuracy when trained on energies only (the paper) or on energies and forces.
+
+    Both fits see the same oracle calls: a random ``1 - test_fraction`` of ``structures``; errors are
+    measured on the held-out rest and on ``unseen`` structures (e.g. oracle-relaxed final ones).
+    """
+    import dataclasses
+
+    from gapkit.search.potential import TrainSettings, fit_potential
+
+    settings = settings or TrainSettings()
+    order = np.random.default_rng(seed).permutation(len(structures))
+    n_test = max(1, int(round(test_fraction * len(structures))))
+    test, train = order[:n_test], order[n_test:]
+    rows = []
+    for label, weight in (("energies only (paper)", 0.0), ("energies + forces", 1.0)):
+        pot, _ = fit_potential([structures[i] for i in train], [energies[i] for i in train], species,
+                               dataclasses.replace(settings, force_weight=weight), seed=seed,
+                               forces=[forces[i] for i in train])
+
+        def e_rmse(atoms_list, e_list):
+            return float(np.sqrt(np.mean([(pot.predict(a) / len(a) - e / len(a)) ** 2
+                                          for a, e in zip(atoms_list, e_list)]))) if atoms_list else float("nan")
+
+        held = [(structures[i], forces[i]) for i in test if forces[i] is not None]
+        f_rmse = (float(np.sqrt(np.mean(np.concatenate([(pot.energy_forces_stress(a)[1] - f).ravel() ** 2
+                                                          for a, f in held])))) if held else float("nan"))
+        rows.append({"training labels": label, "oracle calls used": len(train),
+                     "held-out E RMSE (eV/atom)": e_rmse([structures[i] for i in test], [energies[i] for i in test]),
+                     "held-out F RMSE (eV/Å)": f_rmse,
+                     "unseen E RMSE (eV/atom)": e_rmse(unseen, unseen_energies)})
+    return pd.DataFrame(rows)

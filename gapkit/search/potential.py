@@ -315,8 +315,8 @@ def _fit(structures: list[Atoms], energies_ev: list[float], species: list[int],
         hist_tr.append(tr)
         hist_va.append(va)
         # early stopping on the validation loss being minimised (energy, plus forces when trained on)
-        score = va ** 2 / float(pot.e_std) ** 2 + score_extra
-        if score < best_score * (1 - 1e-6) - 1e-12:
+        score = va if force_term is None else va ** 2 / float(pot.e_std) ** 2 + score_extra
+        if score < best_score - 1e-6:
             best_score, best, best_epoch, best_state = score, va, epoch, copy.deepcopy(pot.state_dict())
         elif epoch - best_epoch >= settings.patience:
             break
