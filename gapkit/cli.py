@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="a model saved with estimator.save(path)")
     p.add_argument("inputs", nargs="+", help="a CSV with a 'formula' (or 'cif') column, or CIF files")
     p.add_argument("-o", "--output", help="output CSV (default: standard output)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=None, help="inference batch (default: the model's, at most 64)")
     p.set_defaults(func=predict_command)
     return parser
 
