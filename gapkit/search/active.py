@@ -46,6 +46,7 @@ class SearchConfig:
     potential_relax_steps: int = 0    # BFGS steps on the potential for each GA structure (0 = none)
     final_potential_relax_steps: int = 100  # potential pre-relaxation before the oracle's final relax
     train_energy_window: float = 2.0  # eV/atom above the best oracle energy; higher ones not trained on
+    skip_known: bool = True           # never send the oracle a structure it has already labelled
     train: TrainSettings = field(default_factory=TrainSettings)
 
     def counts(self) -> dict[str, int]:
@@ -71,6 +72,7 @@ class SearchState:
     train_atoms: list[Atoms] = field(default_factory=list)
     train_energies: list[float] = field(default_factory=list)
     train_forces: list[np.ndarray | None] = field(default_factory=list)  # oracle forces, None if absent
+    train_stresses: list[np.ndarray | None] = field(default_factory=list)  # oracle stresses, likewise
     potential: NNPotential | None = None
     min_loss: float | None = None     # training RMSE of the current potential (eV/atom)
     val_rmse: float | None = None     # its validation RMSE (eV/atom): the convergence test
@@ -122,8 +124,14 @@ def make_scorer(potential: NNPotential, relax_steps: int = 0, fmax: float = 0.05
 
 
 def ga_task(system: str, population: list[Atoms], potential: NNPotential | None, config: SearchConfig,
-            cycle: int, n_generations: int, n_recommend: int) -> tuple[str, list[Atoms], list[int]]:
-    """Run one system's GA (or, with no potential yet, bootstrap); return population and picks."""
+            cycle: int, n_generations: int, n_recommend: int,
+            known: tuple[list[Atoms], list[float]] | None = None) -> tuple[str, list[Atoms], list[int]]:
+    """Run one system's GA (or, with no potential yet, bootstrap); return population and picks.
+
+    ``known`` (structures the oracle has labelled, with the potential's energies per atom for them)
+    keeps the picks new: a GA child relaxed into a minimum the oracle already saw is skipped for the
+    next-best one instead of paying an oracle call that would only be dropped as a duplicate.
+    """
     rng = cycle_rng(config.seed, cycle, config.crystal_systems.index(system))
     if potential is None:  # bootstrap: oracle single points on random initial structures
         fresh = [k for k, a in enumerate(population) if not a.info.get("evaluated")]
@@ -148,9 +156,19 @@ def ga_task(system: str, population: list[Atoms], potential: NNPotential | None,
             continue
         if is_duplicate(atoms, energies[k], [pop[i] for i in picks], [energies[i] for i in picks]):
             continue
+        if known is not None and is_duplicate(atoms, energies[k], *known):
+            continue
         picks.append(k)
         chosen.append(atoms)
     return system, pop, picks
+
+
+def known_structures(state: SearchState) -> tuple[list[Atoms], list[float]] | None:
+    """The oracle-labelled structures with the current potential's energies per atom (None before one)."""
+    if state.potential is None or not state.train_atoms:
+        return None
+    with single_thread():
+        return state.train_atoms, [state.potential.predict(a) / len(a) for a in state.train_atoms]
 
 
 def init_state(config: SearchConfig) -> SearchState:
@@ -205,10 +223,13 @@ def retrain(state: SearchState, config: SearchConfig) -> None:
     if len(state.train_atoms) < 4:
         return
     species = sorted({atomic_numbers[el] for el in config.counts()})
-    forces = getattr(state, "train_forces", None)  # states saved before forces were kept have none
+    n = len(state.train_atoms)
+    # states saved before forces and stresses were kept have none: train those on energies
+    forces, stresses = getattr(state, "train_forces", None), getattr(state, "train_stresses", None)
     pot, hist = fit_potential(state.train_atoms, state.train_energies, species, config.train,
                               seed=int(np.random.SeedSequence([config.seed, state.cycle]).generate_state(1)[0]),
-                              forces=forces if forces and len(forces) == len(state.train_atoms) else None)
+                              forces=forces if forces and len(forces) == n else None,
+                              stresses=stresses if stresses and len(stresses) == n else None)
     state.potential, state.min_loss, state.val_rmse = pot, hist.min_loss, hist.best_val_rmse
     state.rmse_history.append(hist.best_val_rmse)
     state.train_size_history.append(len(state.train_atoms))

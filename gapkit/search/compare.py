@@ -64,37 +64,53 @@ def reference_lattice_a(atoms: Atoms, reference: Atoms) -> float:
     return conventional_lattice(atoms)[0] if same_structure(atoms, reference) else float("nan")
 
 
-def force_label_study(structures: list[Atoms], energies: list[float], forces: list, unseen: list[Atoms],
-                      unseen_energies: list[float], species: list[int], settings=None, seed: int = 0,
-                      test_fraction: float = 0.25) -> pd.DataFrame:
-    """Potential accuracy when trained on energies only (the paper) or on energies and forces.
+LABELLINGS = {"energies only (paper)": (0.0, 0.0), "energies + forces": (1.0, 0.0),
+              "energies + forces + stress": (1.0, 1.0)}
 
-    Both fits see the same oracle calls: a random ``1 - test_fraction`` of ``structures``; errors are
-    measured on the held-out rest and on ``unseen`` structures (e.g. oracle-relaxed final ones).
+
+def label_study(structures: list[Atoms], energies: list[float], forces: list, stresses: list,
+                unseen: list[Atoms], unseen_energies: list[float], species: list[int], settings=None,
+                seed: int = 0, n_folds: int = 4) -> pd.DataFrame:
+    """Potential accuracy when trained on energies only (the paper), or also on forces and stress.
+
+    Every labelling sees the same oracle calls: k-fold cross-validation over ``structures`` (errors on
+    the held-out folds, averaged), plus the error on ``unseen`` structures (e.g. oracle-relaxed final
+    ones) averaged over the k fitted potentials. Stress errors are in GPa.
     """
     import dataclasses
+
+    from ase.units import GPa
 
     from gapkit.search.potential import TrainSettings, fit_potential
 
     settings = settings or TrainSettings()
-    order = np.random.default_rng(seed).permutation(len(structures))
-    n_test = max(1, int(round(test_fraction * len(structures))))
-    test, train = order[:n_test], order[n_test:]
+    n = len(structures)
+    if n < 2 * n_folds:
+        raise ValueError(f"Need at least {2 * n_folds} labelled structures for {n_folds} folds, got {n}.")
+    folds = np.array_split(np.random.default_rng(seed).permutation(n), n_folds)
     rows = []
-    for label, weight in (("energies only (paper)", 0.0), ("energies + forces", 1.0)):
-        pot, _ = fit_potential([structures[i] for i in train], [energies[i] for i in train], species,
-                               dataclasses.replace(settings, force_weight=weight), seed=seed,
-                               forces=[forces[i] for i in train])
+    for label, (w_f, w_s) in LABELLINGS.items():
+        errors: dict[str, list[np.ndarray]] = {"E": [], "F": [], "S": [], "unseen": []}
+        for k, test in enumerate(folds):
+            train = np.concatenate([f for j, f in enumerate(folds) if j != k])
+            pot, _ = fit_potential([structures[i] for i in train], [energies[i] for i in train], species,
+                                   dataclasses.replace(settings, force_weight=w_f, stress_weight=w_s),
+                                   seed=seed, forces=[forces[i] for i in train],
+                                   stresses=[stresses[i] for i in train])
+            for i in test:
+                e_pred, f_pred, s_pred = pot.energy_forces_stress(structures[i])
+                errors["E"].append(np.array([(e_pred - energies[i]) / len(structures[i])]))
+                if forces[i] is not None:
+                    errors["F"].append((f_pred - forces[i]).ravel())
+                if stresses[i] is not None:
+                    errors["S"].append((s_pred - stresses[i]).ravel() / GPa)
+            errors["unseen"] += [np.array([pot.predict(a) / len(a) - e / len(a)])
+                                 for a, e in zip(unseen, unseen_energies)]
 
-        def e_rmse(atoms_list, e_list):
-            return float(np.sqrt(np.mean([(pot.predict(a) / len(a) - e / len(a)) ** 2
-                                          for a, e in zip(atoms_list, e_list)]))) if atoms_list else float("nan")
+        def rmse(key: str) -> float:
+            return float(np.sqrt(np.mean(np.concatenate(errors[key]) ** 2))) if errors[key] else float("nan")
 
-        held = [(structures[i], forces[i]) for i in test if forces[i] is not None]
-        f_rmse = (float(np.sqrt(np.mean(np.concatenate([(pot.energy_forces_stress(a)[1] - f).ravel() ** 2
-                                                          for a, f in held])))) if held else float("nan"))
-        rows.append({"training labels": label, "oracle calls used": len(train),
-                     "held-out E RMSE (eV/atom)": e_rmse([structures[i] for i in test], [energies[i] for i in test]),
-                     "held-out F RMSE (eV/Å)": f_rmse,
-                     "unseen E RMSE (eV/atom)": e_rmse(unseen, unseen_energies)})
+        rows.append({"training labels": label, "held-out E RMSE (eV/atom)": rmse("E"),
+                     "held-out F RMSE (eV/Å)": rmse("F"), "held-out stress RMSE (GPa)": rmse("S"),
+                     "unseen E RMSE (eV/atom)": rmse("unseen")})
     return pd.DataFrame(rows)

@@ -61,6 +61,7 @@ class OracleResult:
     error: str = ""
     tag: dict = field(default_factory=dict)
     forces: np.ndarray | None = None  # eV/Å from the same call, when the calculator gives them
+    stress: np.ndarray | None = None  # 3x3 eV/Å^3 (ASE sign) from the same call, likewise
 
     @property
     def failed(self) -> bool:
@@ -92,7 +93,7 @@ def _single_point(atoms: Atoms, factory: CalculatorFactory, tag: dict | None) ->
     try:
         atoms.calc = _calculator(factory)
         energy = float(atoms.get_potential_energy())
-        forces = _forces_or_none(atoms)
+        forces, stress = _free_gradients(atoms)
         atoms.calc = None
     except Exception as err:  # any calculator failure is a failed structure, not a failed run
         log.warning("oracle single point failed: %s", err)
@@ -100,16 +101,20 @@ def _single_point(atoms: Atoms, factory: CalculatorFactory, tag: dict | None) ->
         return OracleResult(atoms, None, 1, 0, f"{type(err).__name__}: {err}", tag or {})
     if not np.isfinite(energy):
         return OracleResult(atoms, None, 1, 0, "non-finite energy", tag or {})
-    return OracleResult(atoms, energy, 1, 0, "", tag or {}, forces)
+    return OracleResult(atoms, energy, 1, 0, "", tag or {}, forces, stress)
 
 
-def _forces_or_none(atoms: Atoms) -> np.ndarray | None:
-    """Forces the calculator computed with the energy (same call, no extra cost), or None."""
-    try:
-        forces = np.array(atoms.get_forces(), dtype=float)
-    except Exception:  # an energy-only oracle (e.g. some DFT set-ups) is fine: train on energies
-        return None
-    return forces if forces.shape == (len(atoms), 3) and np.all(np.isfinite(forces)) else None
+def _free_gradients(atoms: Atoms) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Forces and stress the calculator computed with the energy (same call), each None when absent."""
+    out = []
+    for getter, shape in ((lambda: atoms.get_forces(), (len(atoms), 3)),
+                          (lambda: atoms.get_stress(voigt=False), (3, 3))):
+        try:
+            value = np.array(getter(), dtype=float)
+        except Exception:  # an energy-only oracle (e.g. some DFT set-ups) is fine: train on energies
+            value = None
+        out.append(value if value is not None and value.shape == shape and np.all(np.isfinite(value)) else None)
+    return out[0], out[1]
 
 
 def relax(atoms: Atoms, factory: CalculatorFactory, fmax: float = 0.05, steps: int = 100,

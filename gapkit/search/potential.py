@@ -163,6 +163,7 @@ class TrainSettings:
     # the energy term; 0 trains on energies alone, as the paper does. Forces come free with every
     # oracle single point (3N numbers besides the one energy).
     force_weight: float = 0.0
+    stress_weight: float = 0.0  # the same for the stress (6 numbers per call; carries the cell's information)
 
 
 @dataclass
@@ -196,11 +197,13 @@ def _stack_descriptors(structures: list[Atoms], potential: NNPotential):
 
 def fit_potential(structures: list[Atoms], energies_ev: list[float], species: list[int],
                   settings: TrainSettings | None = None, seed: int = 0,
-                  forces: list[np.ndarray | None] | None = None) -> tuple[NNPotential, TrainHistory]:
+                  forces: list[np.ndarray | None] | None = None,
+                  stresses: list[np.ndarray | None] | None = None) -> tuple[NNPotential, TrainHistory]:
     """Fit a fresh potential to total energies (and forces); return it (best-validation weights) and its history.
 
     With ``settings.force_weight > 0`` and ``forces`` (one [n_atoms, 3] array or None per structure) the
-    loss adds the force error; validation and early stopping stay on the energy RMSE (eV/atom).
+    loss adds the force error, and with ``settings.stress_weight > 0`` and ``stresses`` (3x3, eV/Å^3, ASE's
+    sign) the stress error; the reported validation RMSE stays the energy's (eV/atom).
 
     A plain torch loop rather than gapkit.train.trainer.fit: the model has a few hundred weights,
     the data are a few hundred structures whose descriptors are computed once and fit in memory,
@@ -211,59 +214,89 @@ def fit_potential(structures: list[Atoms], energies_ev: list[float], species: li
     if len(structures) != len(energies_ev) or len(structures) < 2:
         raise ValueError(f"Need at least 2 structures with one energy each, got "
                          f"{len(structures)} structures and {len(energies_ev)} energies.")
-    if forces is not None and len(forces) != len(structures):
-        raise ValueError(f"Got {len(forces)} force arrays for {len(structures)} structures.")
+    for name, values in (("force", forces), ("stress", stresses)):
+        if values is not None and len(values) != len(structures):
+            raise ValueError(f"Got {len(values)} {name} arrays for {len(structures)} structures.")
     with single_thread():
-        return _fit(structures, energies_ev, species, settings, seed, forces)
+        return _fit(structures, energies_ev, species, settings, seed, forces, stresses)
 
 
-class _ForceTerm:
-    """Predicted forces of all training structures from dE/d(descriptor) and fixed descriptor Jacobians.
+class _GradientLabels:
+    """Predicted forces and stresses of all training structures from dE/d(descriptor).
 
-    The descriptors depend on positions only through the structure, never through the weights, so each
-    structure's Jacobian d(desc)/d(positions) is computed once; per epoch the forces are one contraction
-    ``F_j = -sum_i,f dE/d(desc_if) * d(desc_if)/d(r_j)`` (padded to the largest structure).
+    The descriptors depend on positions and cell only through the structure, never through the weights,
+    so each structure's Jacobians d(desc)/d(positions) and d(desc)/d(strain) are computed once; per epoch
+    ``F_j = -sum_if dE/d(desc_if) d(desc_if)/d(r_j)`` and ``sigma = (1/V) sum_if dE/d(desc_if)
+    d(desc_if)/d(strain)`` are two contractions (structures padded to the largest one). A label that is
+    missing (None) is masked out of the loss.
     """
 
-    def __init__(self, structures: list[Atoms], forces: list[np.ndarray | None], pot: NNPotential,
-                 owner: torch.Tensor) -> None:
-        n_max = max(len(a) for a in structures)
+    def __init__(self, structures: list[Atoms], forces: list | None, stresses: list | None,
+                 pot: NNPotential, owner: torch.Tensor) -> None:
+        n_s, n_max = len(structures), max(len(a) for a in structures)
         n_feat = pot.params.n_features(len(pot.species))
-        self.jac = torch.zeros(len(structures), n_max, n_feat, n_max, 3, dtype=DTYPE)
-        self.target = torch.zeros(len(structures), n_max, 3, dtype=DTYPE)
-        self.has = torch.zeros(len(structures), n_max, dtype=torch.bool)
+        forces = forces if forces is not None else [None] * n_s
+        stresses = stresses if stresses is not None else [None] * n_s
+        self.jac_pos = torch.zeros(n_s, n_max, n_feat, n_max, 3, dtype=DTYPE)
+        self.jac_strain = torch.zeros(n_s, n_max, n_feat, 3, 3, dtype=DTYPE)
+        self.forces = torch.zeros(n_s, n_max, 3, dtype=DTYPE)
+        self.stresses = torch.zeros(n_s, 3, 3, dtype=DTYPE)
+        self.has_forces = torch.zeros(n_s, n_max, dtype=torch.bool)
+        self.has_stress = torch.zeros(n_s, dtype=torch.bool)
+        self.volume = torch.ones(n_s, dtype=DTYPE)
         for k, atoms in enumerate(structures):
-            if forces[k] is None:
+            if forces[k] is None and stresses[k] is None:
                 continue
             graph = build_neighbour_graph(atoms, pot.params.r_cut)
-            cell = torch.as_tensor(np.asarray(atoms.cell), dtype=DTYPE)
-            jac = torch.autograd.functional.jacobian(
-                lambda p: symmetry_functions(p, cell, graph, pot.species, pot.params),
-                torch.as_tensor(atoms.positions, dtype=DTYPE), vectorize=True)
+            pos0 = torch.as_tensor(atoms.positions, dtype=DTYPE)
+            cell0 = torch.as_tensor(np.asarray(atoms.cell), dtype=DTYPE)
+
+            def desc_of(pos, strain, graph=graph, pos0=pos0, cell0=cell0):
+                deform = torch.eye(3, dtype=DTYPE) + strain
+                return symmetry_functions(pos @ deform, cell0 @ deform, graph, pot.species, pot.params)
+
+            jac_pos, jac_strain = torch.autograd.functional.jacobian(
+                desc_of, (pos0, torch.zeros(3, 3, dtype=DTYPE)), vectorize=True)
             n = len(atoms)
-            self.jac[k, :n, :, :n] = jac
-            self.target[k, :n] = torch.as_tensor(np.asarray(forces[k], dtype=np.float64))
-            self.has[k, :n] = True
+            self.jac_pos[k, :n, :, :n] = jac_pos
+            self.jac_strain[k, :n] = jac_strain
+            self.volume[k] = abs(float(np.linalg.det(atoms.cell)))
+            if forces[k] is not None:
+                self.forces[k, :n] = torch.as_tensor(np.asarray(forces[k], dtype=np.float64))
+                self.has_forces[k, :n] = True
+            if stresses[k] is not None:
+                self.stresses[k] = torch.as_tensor(np.asarray(stresses[k], dtype=np.float64))
+                self.has_stress[k] = True
         self.owner = owner
         self.slot = torch.cat([torch.arange(len(a)) for a in structures])
         self.n_max = n_max
 
-    def predict(self, grad_desc: torch.Tensor) -> torch.Tensor:
-        """[S, n_max, 3] forces from the per-atom gradients of the energy w.r.t. the descriptors."""
-        padded = grad_desc.new_zeros(self.jac.shape[0], self.n_max, grad_desc.shape[1])
+    def predict(self, grad_desc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forces [S, n_max, 3] and stresses [S, 3, 3] from per-atom dE/d(descriptor)."""
+        padded = grad_desc.new_zeros(self.jac_pos.shape[0], self.n_max, grad_desc.shape[1])
         padded = padded.index_put((self.owner, self.slot), grad_desc)
-        return -torch.einsum("sif,sifjc->sjc", padded, self.jac)
+        forces = -torch.einsum("sif,sifjc->sjc", padded, self.jac_pos)
+        virial = torch.einsum("sif,sifab->sab", padded, self.jac_strain)
+        stress = virial / self.volume[:, None, None]
+        return forces, 0.5 * (stress + stress.transpose(1, 2))
+
+
+def _masked_mse(err: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the labelled entries (0 when there are none)."""
+    return (err[mask] ** 2).mean() if mask.any() else err.new_zeros(())
 
 
 def _fit(structures: list[Atoms], energies_ev: list[float], species: list[int],
-         settings: TrainSettings, seed: int,
-         forces: list[np.ndarray | None] | None = None) -> tuple[NNPotential, TrainHistory]:
+         settings: TrainSettings, seed: int, forces: list | None = None,
+         stresses: list | None = None) -> tuple[NNPotential, TrainHistory]:
     """Body of :func:`fit_potential` (runs single-threaded)."""
     torch.manual_seed(seed)
     pot = NNPotential(species, settings.params, settings.hidden, settings.activation)
     desc, sp, owner = _stack_descriptors(structures, pot)
-    use_forces = settings.force_weight > 0 and forces is not None and any(f is not None for f in forces)
-    force_term = _ForceTerm(structures, forces, pot, owner) if use_forces else None
+    w_f = settings.force_weight if forces is not None and any(f is not None for f in forces) else 0.0
+    w_s = settings.stress_weight if stresses is not None and any(x is not None for x in stresses) else 0.0
+    labels = _GradientLabels(structures, forces if w_f else None, stresses if w_s else None, pot, owner) \
+        if (w_f or w_s) else None
     n_atoms = torch.bincount(owner, minlength=len(structures)).to(DTYPE)
     target = torch.as_tensor(np.asarray(energies_ev, dtype=np.float64)) / n_atoms  # eV/atom
     rng = np.random.default_rng(seed)
@@ -279,20 +312,18 @@ def _fit(structures: list[Atoms], energies_ev: list[float], species: list[int],
             pot.feat_std[k] = rows.std(0, unbiased=False).clamp_min(1e-6)
     pot.e_mean.fill_(float(target[train_idx].mean()))
     pot.e_std.fill_(float(target[train_idx].std(unbiased=False).clamp_min(1e-3)))
-    if force_term is not None:
-        structure_in_train = torch.zeros(len(structures), dtype=torch.bool)
-        structure_in_train[train_idx] = True
-        force_mask = force_term.has & structure_in_train[:, None]
-        f_scale = float(force_term.target[force_mask].std().clamp_min(1e-2)) if force_mask.any() else 1.0
+    if labels is not None:
+        in_train = torch.zeros(len(structures), dtype=torch.bool)
+        in_train[train_idx] = True
+        f_mask = {"train": labels.has_forces & in_train[:, None], "val": labels.has_forces & ~in_train[:, None]}
+        s_mask = {"train": labels.has_stress & in_train, "val": labels.has_stress & ~in_train}
+        # each label type in units of its spread over the training set, so the weights are comparable
+        f_scale = float(labels.forces[f_mask["train"]].std().clamp_min(1e-2)) if f_mask["train"].any() else 1.0
+        s_scale = float(labels.stresses[s_mask["train"]].std().clamp_min(1e-4)) if s_mask["train"].any() else 1.0
         desc.requires_grad_(True)
     opt = torch.optim.Adam(pot.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     best, best_epoch, best_state = float("inf"), -1, copy.deepcopy(pot.state_dict())
     hist_tr, hist_va = [], []
-    val_force_mask = None
-    if force_term is not None:
-        structure_in_val = torch.zeros(len(structures), dtype=torch.bool)
-        structure_in_val[val_idx] = True
-        val_force_mask = force_term.has & structure_in_val[:, None]
     best_score = float("inf")
     for epoch in range(settings.max_epochs):
         opt.zero_grad()
@@ -300,13 +331,15 @@ def _fit(structures: list[Atoms], energies_ev: list[float], species: list[int],
         per_atom = torch.zeros(len(structures), dtype=DTYPE).index_add(0, owner, e_atom) / n_atoms
         err = per_atom - target
         loss = (err[train_idx] ** 2).mean() / pot.e_std ** 2
-        score_extra = 0.0
-        if force_term is not None and force_mask.any():
+        val_extra = 0.0
+        if labels is not None:
             grad_desc, = torch.autograd.grad(e_atom.sum(), desc, create_graph=True)
-            f_err = force_term.predict(grad_desc) - force_term.target
-            loss = loss + settings.force_weight * (f_err[force_mask] ** 2).mean() / f_scale ** 2
-            if val_force_mask.any():  # a few validation energies alone make a noisy stopping signal
-                score_extra = settings.force_weight * float((f_err[val_force_mask].detach() ** 2).mean()) / f_scale ** 2
+            f_pred, s_pred = labels.predict(grad_desc)
+            f_err, s_err = (f_pred - labels.forces) / f_scale, (s_pred - labels.stresses) / s_scale
+            loss = loss + w_f * _masked_mse(f_err, f_mask["train"]) + w_s * _masked_mse(s_err, s_mask["train"])
+            # a few validation energies alone make a noisy stopping signal: stop on the same mix
+            val_extra = float(w_f * _masked_mse(f_err.detach(), f_mask["val"])
+                              + w_s * _masked_mse(s_err.detach(), s_mask["val"]))
         loss.backward()
         opt.step()
         err = err.detach()
@@ -314,8 +347,7 @@ def _fit(structures: list[Atoms], energies_ev: list[float], species: list[int],
         va = float(err[val_idx].pow(2).mean().sqrt())
         hist_tr.append(tr)
         hist_va.append(va)
-        # early stopping on the validation loss being minimised (energy, plus forces when trained on)
-        score = va if force_term is None else va ** 2 / float(pot.e_std) ** 2 + score_extra
+        score = va if labels is None else va ** 2 / float(pot.e_std) ** 2 + val_extra
         if score < best_score - 1e-6:
             best_score, best, best_epoch, best_state = score, va, epoch, copy.deepcopy(pot.state_dict())
         elif epoch - best_epoch >= settings.patience:

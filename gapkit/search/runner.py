@@ -18,7 +18,7 @@ from pathlib import Path
 from ase import Atoms
 
 from gapkit.search.active import (SearchConfig, SearchState, accept_for_training, ga_task, init_state,
-                                  make_scorer, record_oracle, retrain)
+                                  known_structures, make_scorer, record_oracle, retrain)
 from gapkit.search.population import is_duplicate, too_close
 from gapkit.search.oracle import CalculatorFactory, OracleResult, chgnet_calculator, relax, single_point
 
@@ -68,7 +68,8 @@ def run_cycle(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     systems = list(config.crystal_systems)
     jobs = executor.map(ga_task, systems, [state.populations[s] for s in systems],
                         repeat(state.potential), repeat(config), repeat(state.cycle),
-                        repeat(config.ga_generations), repeat(config.recommend_per_system))
+                        repeat(config.ga_generations), repeat(config.recommend_per_system),
+                        repeat(known_structures(state) if config.skip_known else None))
     batch = []
     for system, pop, picks in jobs:
         state.populations[system] = pop
@@ -90,6 +91,7 @@ def run_cycle(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
             state.train_atoms.append(result.atoms)
             state.train_energies.append(float(result.energy_ev))
             state.train_forces.append(result.forces)
+            state.train_stresses.append(result.stress)
             added += 1
     retrain(state, config)
     log.info("cycle %d: %d oracle jobs, %d added, train %d, val RMSE %s, calls %d", state.cycle,
@@ -109,7 +111,8 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     for system, pop, picks in jobs:
         state.populations[system] = pop
         batch += [(system, pop[k]) for k in picks]
-    batch = _distinct(batch)
+    # the oracle relaxes the most promising first, so calls-to-success counts what a user would spend
+    batch = sorted(_distinct(batch), key=lambda item: item[1].info.get("e_pred", float("inf")))
     results = list(executor.map(_relax_job, [a for _, a in batch], repeat(oracle), repeat(config),
                                 [s for s, _ in batch], repeat(state.potential)))
     for result in results:

@@ -53,6 +53,7 @@ def test_oracle_counts_and_failures():
     ok = single_point(atoms, emt_calculator)
     assert not ok.failed and ok.n_single_points == 1 and ok.n_relax_steps == 0
     assert ok.forces is not None and ok.forces.shape == (len(atoms), 3)  # free with the energy
+    assert ok.stress is not None and ok.stress.shape == (3, 3)
     relaxed = relax(atoms, emt_calculator, steps=50)
     assert relaxed.energy_ev < ok.energy_ev and relaxed.n_relax_steps > 1
     counter = OracleCounter()

@@ -85,20 +85,23 @@ def _rattled_cu_with_forces(n: int, seed: int = 0):
     return structures, energies, forces
 
 
-def test_force_term_equals_autograd_forces():
-    from gapkit.search.potential import _ForceTerm, _stack_descriptors
+def test_gradient_labels_equal_autograd_forces_and_stress():
+    from gapkit.search.potential import _GradientLabels, _stack_descriptors
 
     structures, _, forces = _rattled_cu_with_forces(3)
     structures[1] = structures[1].repeat((1, 1, 2))  # structures of different sizes share the padding
+    structures[2].set_cell(structures[2].cell.array @ [[1, 0.05, 0], [0, 1, 0], [0, 0, 0.97]], scale_atoms=True)
     forces[1] = np.zeros((8, 3))
     pot = NNPotential([29])
     desc, sp, owner = _stack_descriptors(structures, pot)
-    term = _ForceTerm(structures, forces, pot, owner)
+    labels = _GradientLabels(structures, forces, [np.zeros((3, 3))] * 3, pot, owner)
     desc.requires_grad_(True)
     grad_desc, = torch.autograd.grad(pot.atomic_energies(desc, sp).sum(), desc)
-    pred = term.predict(grad_desc)
+    f_pred, s_pred = labels.predict(grad_desc)
     for k, atoms in enumerate(structures):
-        np.testing.assert_allclose(pred[k, :len(atoms)].numpy(), pot.energy_forces_stress(atoms)[1], atol=1e-10)
+        _, f_ref, s_ref = pot.energy_forces_stress(atoms)
+        np.testing.assert_allclose(f_pred[k, :len(atoms)].numpy(), f_ref, atol=1e-10)
+        np.testing.assert_allclose(s_pred[k].numpy(), s_ref, atol=1e-10)
 
 
 def test_training_on_forces_generalises_better_from_few_structures():
