@@ -76,6 +76,9 @@ def run_cycle(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
         for k in picks:
             pop[k].info["evaluated"] = True
             batch.append((system, pop[k]))
+    n_picked = len(batch)
+    batch = _distinct(batch)  # two crystal systems can recommend the same structure: label it once
+    state.dropped["repeated pick"] = state.dropped.get("repeated pick", 0) + n_picked - len(batch)
     left = _budget_left(state, config)
     if left is not None:
         batch = batch[:left]
