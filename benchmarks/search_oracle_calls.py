@@ -1,6 +1,9 @@
 """Oracle calls to reach the oracle's Si ground state: GA + learned potential vs random search vs ase-ga.
 
-Run: ``python benchmarks/search_oracle_calls.py [--seeds 5] [--n-atoms 2] [--profile quick]``.
+Run: ``python benchmarks/search_oracle_calls.py [--seeds 5] [--first-seed 0] [--n-atoms 2] [--profile quick]
+[--csv runs/search_calls.csv]``; ``--summarise CSV`` prints the success table of a finished CSV (several
+processes may each run a range of seeds into the same CSV) and, with ``--record``, writes it to
+``results/search-<profile>.json`` with device, commit and wall time.
 For each seed, the active-learning GA runs to completion; random search then gets the same number
 of oracle calls, and so does ASE's GA (ase-ga). Prints calls-to-success per seed and the median (inf = not found within the
 budget). CHGNet is the oracle. Not a test: it measures, it asserts nothing.
@@ -12,31 +15,64 @@ import argparse
 import statistics
 import time
 import warnings
+from pathlib import Path
+
+import pandas as pd
 
 from gapkit.search.baselines import reference_structure
-from gapkit.search.compare import calls_to_ground_state
+from gapkit.search.compare import METHODS, calls_to_ground_state
 from gapkit.search.oracle import chgnet_calculator
 
 
+def summarise(calls: pd.DataFrame, n_atoms: int) -> dict[str, dict[str, float]]:
+    """Per method: seeds, seeds that found the ground state, median calls to it (inf = not found)."""
+    out = {}
+    for column, label in METHODS.items():
+        found = calls[column].astype(float).tolist()
+        out[label] = {"seeds": len(found), "found": int(sum(c != float("inf") for c in found)),
+                      "median_calls": statistics.median(found)}
+        print(f"{label}: median calls to Si{n_atoms} ground state {out[label]['median_calls']}, "
+              f"found within budget in {out[label]['found']}/{len(found)} seeds")
+    return out
+
+
 def main() -> None:
-    """Run both searches over several seeds and print the oracle calls each needed."""
+    """Run the three searches over several seeds and print the oracle calls each needed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--n-atoms", type=int, default=2)
     parser.add_argument("--profile", default="quick")
+    parser.add_argument("--csv", help="append one row per seed to this CSV")
+    parser.add_argument("--summarise", help="summarise a finished CSV instead of running")
+    parser.add_argument("--record", action="store_true", help="with --summarise: write results/search-<profile>.json")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
+    if args.summarise:
+        calls = pd.read_csv(args.summarise)
+        print(calls.to_string(index=False))
+        summary = summarise(calls, args.n_atoms)
+        if args.record:
+            from gapkit.results import record_results
+            from gapkit.runtime import describe_device
+
+            path = record_results("search", args.profile, {
+                "formula": "Si", "n_atoms": args.n_atoms, "per_seed": calls.to_dict("records"),
+                "summary": summary}, device=describe_device("cpu"), wall_time_s=float(calls["wall_s"].sum()),
+                seed=int(calls["seed"].min()), notes="benchmarks/search_oracle_calls.py; wall time summed over "
+                "seeds (several processes ran seed ranges side by side)")
+            print("recorded", path)
+        return
     name, ref = reference_structure("Si", chgnet_calculator)
     print(f"reference: {name}, {ref.energy_per_atom:.3f} eV/atom")
-    t0 = time.perf_counter()
-    calls = calls_to_ground_state("Si", args.n_atoms, ref.atoms, chgnet_calculator, args.profile,
-                                  range(args.seeds))
-    print(calls.to_string(index=False))
-    print(f"({time.perf_counter() - t0:.0f} s)")
-    for column, label in (("ga_potential", "GA+potential"), ("random", "random search"), ("ase_ga", "ase-ga")):
-        found = calls[column].tolist()
-        print(f"{label}: median calls to Si{args.n_atoms} ground state {statistics.median(found)}, "
-              f"found within budget in {sum(c != float('inf') for c in found)}/{args.seeds} seeds")
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        t0 = time.perf_counter()
+        row = calls_to_ground_state("Si", args.n_atoms, ref.atoms, chgnet_calculator, args.profile, [seed])
+        row["wall_s"] = round(time.perf_counter() - t0, 1)
+        print(row.to_string(index=False, header=seed == args.first_seed), flush=True)
+        if args.csv:
+            Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+            row.to_csv(args.csv, mode="a", index=False, header=not Path(args.csv).exists())
 
 
 if __name__ == "__main__":

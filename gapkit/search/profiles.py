@@ -1,4 +1,5 @@
-"""Search settings per book profile: 'quick' (Si, CPU, minutes) and 'full' (the paper's scale)."""
+"""Search settings per profile: 'quick' (Si2, CPU, minutes), 'medium' (Si8, CPU, about an hour for
+five seeds of all three methods) and 'full' (the paper's scale)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from gapkit.search.ga import GASettings
 from gapkit.search.potential import TrainSettings
 
 # (formula, atoms per cell) searched in each profile; the paper's Table 2 cells in 'full'.
-SYSTEMS = {"quick": [("Si", 2)], "full": [("Si", 8), ("TiO2", 12), ("CaTiO3", 5)]}
+SYSTEMS = {"quick": [("Si", 2)], "medium": [("Si", 8)], "full": [("Si", 8), ("TiO2", 12), ("CaTiO3", 5)]}
 
 
 def search_config(profile: str, formula: str = "Si", n_atoms: int = 2, seed: int = 0) -> SearchConfig:
@@ -24,10 +25,17 @@ def search_config(profile: str, formula: str = "Si", n_atoms: int = 2, seed: int
             recommend_per_system=2, final_per_system=2, max_cycles=3, min_training_size=60,
             target_rmse=0.08, final_relax_steps=60, potential_relax_steps=20,
             train=TrainSettings(max_epochs=1000, patience=150))
+    if profile == "medium":  # the paper's 8-atom Si cell at a CPU-sized budget (benchmarks/search_oracle_calls.py)
+        return SearchConfig(
+            formula=formula, n_atoms=n_atoms, seed=seed,
+            ga=GASettings(population_size=24, n_children=8, n_immigrants=2), ga_generations=5,
+            final_generations=20, recommend_per_system=4, final_per_system=2, max_cycles=6,
+            min_training_size=150, target_rmse=0.08, final_relax_steps=100, potential_relax_steps=20,
+            train=TrainSettings(max_epochs=2000, patience=200))
     if profile == "full":  # the paper's numbers (GA 64/16/0.05, 16 and 10 per system, 20 cycles)
         return SearchConfig(
             formula=formula, n_atoms=n_atoms, seed=seed, ga=GASettings(n_immigrants=4), ga_generations=30,
             final_generations=300, recommend_per_system=16, final_per_system=10, max_cycles=20,
             min_training_size=112 * 5, target_rmse=0.08, final_relax_steps=100, potential_relax_steps=10,
             train=TrainSettings(max_epochs=5000, patience=300))
-    raise ValueError(f"Unknown profile {profile!r}; use 'quick' or 'full'.")
+    raise ValueError(f"Unknown profile {profile!r}; use 'quick', 'medium' or 'full'.")
