@@ -57,8 +57,10 @@ def main() -> None:
             from gapkit.runtime import describe_device
 
             path = record_results("search", args.profile, {
-                "formula": "Si", "n_atoms": args.n_atoms, "per_seed": calls.to_dict("records"),
-                "summary": summary}, device=describe_device("cpu"), wall_time_s=float(calls["wall_s"].sum()),
+                "formula": "Si", "n_atoms": args.n_atoms,  # JSON has no infinity: never found -> null
+                "per_seed": calls.astype(object).where(calls.abs() != float("inf"), None).to_dict("records"),
+                "summary": {k: {kk: (None if vv == float("inf") else vv) for kk, vv in v.items()}
+                            for k, v in summary.items()}}, device=describe_device("cpu"), wall_time_s=float(calls["wall_s"].sum()),
                 seed=int(calls["seed"].min()), notes="benchmarks/search_oracle_calls.py; wall time summed over "
                 "seeds (several processes ran seed ranges side by side)")
             print("recorded", path)
