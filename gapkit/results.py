@@ -144,6 +144,18 @@ def results_table(records: list[dict[str, Any]]) -> "pd.DataFrame":
     return pd.DataFrame(rows, columns=["chapter", "profile", "metric", "value", "device", "commit", "wall_time_s"])
 
 
+def runs_table(records: list[dict[str, Any]]) -> "pd.DataFrame":
+    """One row per recorded run: chapter, profile, metric count and provenance (device, commit, time)."""
+    import pandas as pd
+
+    rows = [{"chapter": rec["chapter"], "profile": rec["profile"], "metrics": len(_flatten(rec["metrics"])),
+             "device": rec["provenance"]["device"], "commit": str(rec["provenance"]["commit"])[:12],
+             "wall_time_min": round(rec["provenance"]["wall_time_s"] / 60, 1),
+             "finished_utc": rec["provenance"].get("finished_utc", "")} for rec in records]
+    return pd.DataFrame(rows, columns=["chapter", "profile", "metrics", "device", "commit", "wall_time_min",
+                                       "finished_utc"])
+
+
 def _flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in metrics.items():

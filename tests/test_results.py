@@ -80,3 +80,14 @@ def test_published_table_pivots_splits_to_columns():
 
     with pytest.raises(KeyError):
         published_table("models", "Table 99")
+
+
+def test_runs_table_has_one_row_per_record(tmp_path):
+    from gapkit.results import load_results, record_results, runs_table
+
+    record_results("models", "quick", {"a": 1.0, "b": {"c": 2.0}}, device="cpu", wall_time_s=90.0, directory=tmp_path)
+    record_results("search", "medium", {"x": 3}, device="cpu", wall_time_s=30.0, directory=tmp_path)
+    table = runs_table(load_results(tmp_path))
+    assert list(table["chapter"]) == ["models", "search"]
+    assert list(table["metrics"]) == [2, 1]
+    assert list(table["wall_time_min"]) == [1.5, 0.5]
