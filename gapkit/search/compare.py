@@ -114,3 +114,17 @@ def label_study(structures: list[Atoms], energies: list[float], forces: list, st
                      "held-out F RMSE (eV/Å)": rmse("F"), "held-out stress RMSE (GPa)": rmse("S"),
                      "unseen E RMSE (eV/atom)": rmse("unseen")})
     return pd.DataFrame(rows)
+
+
+def recorded_calls(profile: str, directory=None) -> tuple[pd.DataFrame, dict] | None:
+    """Per-seed oracle calls and provenance of a run recorded by benchmarks/search_oracle_calls.py, or None."""
+    from gapkit.results import load_results, results_dir
+
+    folder = directory or results_dir()
+    if not folder.is_dir():
+        return None
+    for record in load_results(folder):
+        if record["chapter"] == "search" and record["profile"] == profile and "per_seed" in record["metrics"]:
+            calls = pd.DataFrame(record["metrics"]["per_seed"]).astype(float).fillna(np.inf)
+            return calls, record["provenance"]
+    return None

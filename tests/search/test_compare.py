@@ -48,3 +48,16 @@ def test_label_study_compares_the_three_labellings():
     assert table["held-out F RMSE (eV/Å)"].iloc[1] < table["held-out F RMSE (eV/Å)"].iloc[0]
     with pytest.raises(ValueError, match="folds"):
         label_study(structures[:4], energies[:4], forces[:4], stresses[:4], [], [], [29], n_folds=4)
+
+
+def test_recorded_calls_reads_a_benchmark_record(tmp_path):
+    from gapkit.results import record_results
+    from gapkit.search.compare import recorded_calls
+
+    assert recorded_calls("medium", tmp_path) is None
+    rows = [{"seed": 0, "budget": 900, "ga_potential": 120.0, "random": None, "ase_ga": 800.0, "wall_s": 60.0}]
+    record_results("search", "medium", {"per_seed": rows, "summary": {}}, device="cpu", wall_time_s=60.0,
+                   directory=tmp_path)
+    calls, provenance = recorded_calls("medium", tmp_path)
+    assert calls.loc[0, "random"] == math.inf and calls.loc[0, "ga_potential"] == 120.0
+    assert provenance["device"] == "cpu"
