@@ -125,6 +125,8 @@ def recorded_calls(profile: str, directory=None) -> tuple[pd.DataFrame, dict] | 
         return None
     for record in load_results(folder):
         if record["chapter"] == "search" and record["profile"] == profile and "per_seed" in record["metrics"]:
-            calls = pd.DataFrame(record["metrics"]["per_seed"]).astype(float).fillna(np.inf)
-            return calls, record["provenance"]
+            calls = pd.DataFrame(record["metrics"]["per_seed"])
+            methods = [m for m in METHODS if m in calls]
+            calls[methods] = calls[methods].astype(float).fillna(np.inf)  # null = never found
+            return calls.sort_values("seed").reset_index(drop=True), record["provenance"]
     return None
