@@ -223,13 +223,9 @@ def retrain(state: SearchState, config: SearchConfig) -> None:
     if len(state.train_atoms) < 4:
         return
     species = sorted({atomic_numbers[el] for el in config.counts()})
-    n = len(state.train_atoms)
-    # states saved before forces and stresses were kept have none: train those on energies
-    forces, stresses = getattr(state, "train_forces", None), getattr(state, "train_stresses", None)
     pot, hist = fit_potential(state.train_atoms, state.train_energies, species, config.train,
                               seed=int(np.random.SeedSequence([config.seed, state.cycle]).generate_state(1)[0]),
-                              forces=forces if forces and len(forces) == n else None,
-                              stresses=stresses if stresses and len(stresses) == n else None)
+                              forces=state.train_forces, stresses=state.train_stresses)
     state.potential, state.min_loss, state.val_rmse = pot, hist.min_loss, hist.best_val_rmse
     state.rmse_history.append(hist.best_val_rmse)
     state.train_size_history.append(len(state.train_atoms))

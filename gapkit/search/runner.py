@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ase import Atoms
 
+from gapkit.io import atomic_pickle
 from gapkit.search.active import (SearchConfig, SearchState, accept_for_training, ga_task, init_state,
                                   known_structures, make_scorer, record_oracle, retrain)
 from gapkit.search.population import is_duplicate, too_close
@@ -42,18 +43,18 @@ class SerialExecutor(Executor):
 
 def save_state(state: SearchState, path: Path) -> None:
     """Pickle ``state`` atomically (write a temp file, then rename), so a kill never corrupts it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump(state, fh)
-    os.replace(tmp, path)
+    atomic_pickle(state, Path(path))
 
 
 def load_state(path: Path) -> SearchState:
-    """Read a state saved by :func:`save_state`."""
+    """Read a state saved by :func:`save_state` (states from older versions get the newer fields)."""
     with open(path, "rb") as fh:
-        return pickle.load(fh)
+        state = pickle.load(fh)
+    n = len(state.train_atoms)
+    for name in ("train_forces", "train_stresses"):  # labels kept since this version: none for older states
+        if not hasattr(state, name):
+            setattr(state, name, [None] * n)
+    return state
 
 
 def _budget_left(state: SearchState, config: SearchConfig) -> int | None:

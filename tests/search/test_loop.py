@@ -102,3 +102,15 @@ def test_bad_inputs():
         run_search(_config(formula="TiO2", n_atoms=4), emt_calculator)
     with pytest.raises(ValueError):
         run_search(_config(formula="Qq"), emt_calculator)
+
+
+def test_state_saved_before_force_labels_loads_with_empty_labels(tmp_path):
+    from gapkit.search.active import SearchState
+    from gapkit.search.runner import load_state
+
+    old = SearchState(train_atoms=[bulk("Cu", "fcc", 3.6)] * 3, train_energies=[-1.0] * 3)
+    del old.__dict__["train_forces"], old.__dict__["train_stresses"]  # as pickled by the previous version
+    path = tmp_path / "old.pkl"
+    path.write_bytes(pickle.dumps(old))
+    state = load_state(path)
+    assert state.train_forces == [None] * 3 and state.train_stresses == [None] * 3
