@@ -134,13 +134,8 @@ def results_table(records: list[dict[str, Any]]) -> "pd.DataFrame":
     """Flatten result records into one row per (chapter, profile, metric) with provenance columns."""
     import pandas as pd
 
-    rows = []
-    for rec in records:
-        prov = rec["provenance"]
-        for key, value in _flatten(rec["metrics"]).items():
-            rows.append({"chapter": rec["chapter"], "profile": rec["profile"], "metric": key, "value": value,
-                         "device": prov["device"], "commit": str(prov["commit"])[:12],
-                         "wall_time_s": prov["wall_time_s"]})
+    rows = [{"chapter": rec["chapter"], "profile": rec["profile"], "metric": key, "value": value, **_provenance(rec)}
+            for rec in records for key, value in _flatten(rec["metrics"]).items()]
     return pd.DataFrame(rows, columns=["chapter", "profile", "metric", "value", "device", "commit", "wall_time_s"])
 
 
@@ -148,12 +143,21 @@ def runs_table(records: list[dict[str, Any]]) -> "pd.DataFrame":
     """One row per recorded run: chapter, profile, metric count and provenance (device, commit, time)."""
     import pandas as pd
 
-    rows = [{"chapter": rec["chapter"], "profile": rec["profile"], "metrics": len(_flatten(rec["metrics"])),
-             "device": rec["provenance"]["device"], "commit": str(rec["provenance"]["commit"])[:12],
-             "wall_time_min": round(rec["provenance"]["wall_time_s"] / 60, 1),
-             "finished_utc": rec["provenance"].get("finished_utc", "")} for rec in records]
+    rows = []
+    for rec in records:
+        prov = _provenance(rec)
+        rows.append({"chapter": rec["chapter"], "profile": rec["profile"], "metrics": len(_flatten(rec["metrics"])),
+                     "device": prov["device"], "commit": prov["commit"],
+                     "wall_time_min": round(prov["wall_time_s"] / 60, 1),
+                     "finished_utc": rec["provenance"].get("finished_utc", "")})
     return pd.DataFrame(rows, columns=["chapter", "profile", "metrics", "device", "commit", "wall_time_min",
                                        "finished_utc"])
+
+
+def _provenance(record: dict[str, Any]) -> dict[str, Any]:
+    """Device, short commit and wall time of a result record: the columns every results table shows."""
+    prov = record["provenance"]
+    return {"device": prov["device"], "commit": str(prov["commit"])[:12], "wall_time_s": prov["wall_time_s"]}
 
 
 def _flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
