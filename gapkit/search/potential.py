@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU,
                "prelu": nn.PReLU}
+# the eight weight-update rules of the paper's optimizer study (its Fig. 7), all from torch.optim
+OPTIMIZERS = {"adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam, "adamax": torch.optim.Adamax,
+              "asgd": torch.optim.ASGD, "lbfgs": torch.optim.LBFGS, "rmsprop": torch.optim.RMSprop,
+              "rprop": torch.optim.Rprop, "sgd": torch.optim.SGD}
 DTYPE = torch.float64  # tiny model; float64 keeps finite-difference force checks and relaxations clean
 
 
@@ -149,11 +153,15 @@ class PotentialCalculator(Calculator):
 
 @dataclass
 class TrainSettings:
-    """Settings for fitting the potential (full-batch Adam with early stopping)."""
+    """Settings for fitting the potential (full-batch Adam with early stopping by default)."""
 
     hidden: tuple[int, ...] = (10, 10)
     activation: str = "tanh"
     lr: float = 1e-2
+    optimizer: str = "adam"  # any key of OPTIMIZERS
+    # structures per gradient step; None = all training structures (one step per epoch). The paper
+    # used 1 (Si, TiO2) and 8 (CaTiO3); full batch is far faster here and the active loop refits often.
+    batch_size: int | None = None
     max_epochs: int = 3000
     patience: int = 300
     val_fraction: float = 0.2
@@ -217,6 +225,12 @@ def fit_potential(structures: list[Atoms], energies_ev: list[float], species: li
     for name, values in (("force", forces), ("stress", stresses)):
         if values is not None and len(values) != len(structures):
             raise ValueError(f"Got {len(values)} {name} arrays for {len(structures)} structures.")
+    if settings.optimizer not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {settings.optimizer!r}; choose one of {sorted(OPTIMIZERS)}.")
+    if settings.batch_size is not None and settings.batch_size < 1:
+        raise ValueError(f"batch_size must be a positive number of structures or None, got {settings.batch_size}.")
+    if settings.batch_size is not None and (settings.force_weight or settings.stress_weight):
+        raise ValueError("Force and stress labels are fitted full-batch; set batch_size=None.")
     with single_thread():
         return _fit(structures, energies_ev, species, settings, seed, forces, stresses)
 
@@ -281,6 +295,36 @@ class _GradientLabels:
         return forces, 0.5 * (stress + stress.transpose(1, 2))
 
 
+def make_optimizer(settings: TrainSettings, parameters) -> torch.optim.Optimizer:
+    """The torch optimizer named by ``settings.optimizer`` at ``settings.lr``."""
+    kwargs = {"lr": settings.lr}
+    if settings.weight_decay:
+        if settings.optimizer in ("lbfgs", "rprop"):
+            raise ValueError(f"{settings.optimizer} takes no weight decay.")
+        kwargs["weight_decay"] = settings.weight_decay
+    return OPTIMIZERS[settings.optimizer](parameters, **kwargs)
+
+
+def _minibatch_epoch(pot: NNPotential, opt: torch.optim.Optimizer, desc: torch.Tensor, sp: torch.Tensor,
+                     owner: torch.Tensor, n_atoms: torch.Tensor, target: torch.Tensor, train_idx: torch.Tensor,
+                     batch_size: int, generator: torch.Generator) -> None:
+    """One pass over the training structures in shuffled batches of ``batch_size`` structures."""
+    starts = torch.cat([owner.new_zeros(1), torch.cumsum(torch.bincount(owner, minlength=len(n_atoms)), 0)])
+    order = train_idx[torch.randperm(len(train_idx), generator=generator)]
+    for batch in order.split(batch_size):
+        rows = torch.cat([torch.arange(int(starts[b]), int(starts[b + 1])) for b in batch])
+
+        def closure(batch=batch, rows=rows):
+            opt.zero_grad()
+            e_atom = pot.atomic_energies(desc[rows], sp[rows])
+            per_atom = desc.new_zeros(len(n_atoms)).index_add(0, owner[rows], e_atom)[batch] / n_atoms[batch]
+            loss = ((per_atom - target[batch]) ** 2).mean() / pot.e_std ** 2
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+
+
 def _masked_mse(err: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the labelled entries (0 when there are none)."""
     return (err[mask] ** 2).mean() if mask.any() else err.new_zeros(())
@@ -321,28 +365,45 @@ def _fit(structures: list[Atoms], energies_ev: list[float], species: list[int],
         f_scale = float(labels.forces[f_mask["train"]].std().clamp_min(1e-2)) if f_mask["train"].any() else 1.0
         s_scale = float(labels.stresses[s_mask["train"]].std().clamp_min(1e-4)) if s_mask["train"].any() else 1.0
         desc.requires_grad_(True)
-    opt = torch.optim.Adam(pot.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    opt = make_optimizer(settings, pot.parameters())
     best, best_epoch, best_state = float("inf"), -1, copy.deepcopy(pot.state_dict())
     hist_tr, hist_va = [], []
     best_score = float("inf")
+    minibatch = settings.batch_size is not None and settings.batch_size < len(train_idx)
+    generator = torch.Generator().manual_seed(seed)
     for epoch in range(settings.max_epochs):
-        opt.zero_grad()
-        e_atom = pot.atomic_energies(desc, sp)
-        per_atom = torch.zeros(len(structures), dtype=DTYPE).index_add(0, owner, e_atom) / n_atoms
-        err = per_atom - target
-        loss = (err[train_idx] ** 2).mean() / pot.e_std ** 2
-        val_extra = 0.0
-        if labels is not None:
-            grad_desc, = torch.autograd.grad(e_atom.sum(), desc, create_graph=True)
-            f_pred, s_pred = labels.predict(grad_desc)
-            f_err, s_err = (f_pred - labels.forces) / f_scale, (s_pred - labels.stresses) / s_scale
-            loss = loss + w_f * _masked_mse(f_err, f_mask["train"]) + w_s * _masked_mse(s_err, s_mask["train"])
-            # a few validation energies alone make a noisy stopping signal: stop on the same mix
-            val_extra = float(w_f * _masked_mse(f_err.detach(), f_mask["val"])
-                              + w_s * _masked_mse(s_err.detach(), s_mask["val"]))
-        loss.backward()
-        opt.step()
-        err = err.detach()
+        if minibatch:
+            _minibatch_epoch(pot, opt, desc, sp, owner, n_atoms, target, train_idx, settings.batch_size, generator)
+            with torch.no_grad():
+                e_atom = pot.atomic_energies(desc, sp)
+                err = torch.zeros(len(structures), dtype=DTYPE).index_add(0, owner, e_atom) / n_atoms - target
+            val_extra = 0.0
+        else:
+            seen: dict[str, object] = {}
+
+            def closure():
+                # full batch: the errors of this forward (before the step) go into the history; LBFGS
+                # calls the closure several times per step and the last call's errors are kept
+                opt.zero_grad()
+                e_atom = pot.atomic_energies(desc, sp)
+                per_atom = torch.zeros(len(structures), dtype=DTYPE).index_add(0, owner, e_atom) / n_atoms
+                err = per_atom - target
+                loss = (err[train_idx] ** 2).mean() / pot.e_std ** 2
+                val_extra = 0.0
+                if labels is not None:
+                    grad_desc, = torch.autograd.grad(e_atom.sum(), desc, create_graph=True)
+                    f_pred, s_pred = labels.predict(grad_desc)
+                    f_err, s_err = (f_pred - labels.forces) / f_scale, (s_pred - labels.stresses) / s_scale
+                    loss = loss + w_f * _masked_mse(f_err, f_mask["train"]) + w_s * _masked_mse(s_err, s_mask["train"])
+                    # a few validation energies alone make a noisy stopping signal: stop on the same mix
+                    val_extra = float(w_f * _masked_mse(f_err.detach(), f_mask["val"])
+                                      + w_s * _masked_mse(s_err.detach(), s_mask["val"]))
+                loss.backward()
+                seen.update(err=err.detach(), val_extra=val_extra)
+                return loss
+
+            opt.step(closure)
+            err, val_extra = seen["err"], seen["val_extra"]
         tr = float(err[train_idx].pow(2).mean().sqrt())
         va = float(err[val_idx].pow(2).mean().sqrt())
         hist_tr.append(tr)
