@@ -3,6 +3,8 @@ five seeds of all three methods) and 'full' (the paper's scale)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from gapkit.search.active import SearchConfig
 from gapkit.search.ga import GASettings
 from gapkit.search.potential import TrainSettings
@@ -38,4 +40,35 @@ def search_config(profile: str, formula: str = "Si", n_atoms: int = 2, seed: int
             final_generations=300, recommend_per_system=16, final_per_system=10, max_cycles=20,
             min_training_size=112 * 5, target_rmse=0.08, final_relax_steps=100, potential_relax_steps=10,
             train=TrainSettings(max_epochs=5000, patience=300))
+    raise ValueError(f"Unknown profile {profile!r}; use 'quick', 'medium' or 'full'.")
+
+
+@dataclass(frozen=True)
+class TrainingStudy:
+    """Size of the reduced activation/optimizer study (gapkit.search.training_study) in one profile."""
+
+    max_atoms: int               # the paper's Ti:O compositions up to this cell size
+    per_composition: int         # random cells labelled per composition
+    activations: tuple[str, ...]
+    optimizers: tuple[str, ...]
+    batch_sizes: tuple[int | None, ...]  # None = full batch
+    learning_rates: tuple[float, ...]
+    seeds: tuple[int, ...]
+    train: TrainSettings
+
+
+ALL_OPTIMIZERS = ("adadelta", "adam", "adamax", "asgd", "lbfgs", "rmsprop", "rprop", "sgd")
+
+
+def training_study(profile: str) -> TrainingStudy:
+    """The study's size for ``profile``: 'quick' is 6 compositions x 20 cells, 2 batch sizes x 3 rates, 1 seed;
+    'full' is the paper's 15 compositions, 5 batch sizes x 5 rates and 5 seeds (about 400 cells each)."""
+    activations = ("sigmoid", "tanh", "relu", "elu", "prelu")
+    if profile in ("quick", "medium"):
+        return TrainingStudy(9, 20, activations, ALL_OPTIMIZERS, (8, None), (1e-3, 1e-2, 1e-1), (0,),
+                             TrainSettings(lr=1e-3, batch_size=8, max_epochs=150, patience=30))
+    if profile == "full":
+        return TrainingStudy(24, 400, activations, ALL_OPTIMIZERS, (1, 8, 16, 32, None),
+                             (1e-5, 1e-4, 1e-3, 1e-2, 1e-1), (0, 1, 2, 3, 4),
+                             TrainSettings(lr=1e-4, batch_size=32, max_epochs=2000, patience=100))
     raise ValueError(f"Unknown profile {profile!r}; use 'quick', 'medium' or 'full'.")

@@ -8,7 +8,7 @@ from ase.calculators.emt import EMT
 from ase.filters import UnitCellFilter
 from ase.optimize import BFGS
 
-from gapkit.search.potential import (ACTIVATIONS, NNPotential, PotentialCalculator, TrainSettings,
+from gapkit.search.potential import (ACTIVATIONS, OPTIMIZERS, NNPotential, PotentialCalculator, TrainSettings,
                                      fit_potential)
 
 
@@ -118,3 +118,32 @@ def test_training_on_forces_generalises_better_from_few_structures():
     assert errors[1.0][0] < errors[0.0][0]
     with pytest.raises(ValueError, match="force arrays"):
         fit_potential(structures, energies, [29], forces=forces[:3])
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_every_optimizer_learns_in_minibatches(optimizer):
+    structures, energies = _emt_set(16)
+    lr = 1.0 if optimizer in ("adadelta", "lbfgs") else 1e-2  # Adadelta and LBFGS work at unit scale
+    _, hist = fit_potential(structures, energies, [29], TrainSettings(
+        optimizer=optimizer, batch_size=4, lr=lr, max_epochs=40, patience=40), seed=0)
+    assert len(hist.train_rmse) == 40
+    assert min(hist.train_rmse[1:]) < hist.train_rmse[0]
+
+
+def test_batch_of_whole_set_equals_full_batch():
+    structures, energies = _emt_set(10)
+    runs = [fit_potential(structures, energies, [29], TrainSettings(batch_size=b, max_epochs=30), seed=1)[1]
+            for b in (None, 100)]
+    assert runs[0].train_rmse == runs[1].train_rmse
+
+
+def test_bad_training_settings():
+    structures, energies = _emt_set(4)
+    with pytest.raises(ValueError, match="optimizer"):
+        fit_potential(structures, energies, [29], TrainSettings(optimizer="adamw2"))
+    with pytest.raises(ValueError, match="batch_size"):
+        fit_potential(structures, energies, [29], TrainSettings(batch_size=0))
+    with pytest.raises(ValueError, match="full-batch"):
+        fit_potential(structures, energies, [29], TrainSettings(batch_size=2, force_weight=1.0))
+    with pytest.raises(ValueError, match="weight decay"):
+        fit_potential(structures, energies, [29], TrainSettings(optimizer="lbfgs", weight_decay=1e-3))
