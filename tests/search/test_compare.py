@@ -5,7 +5,7 @@ import math
 import pytest
 from ase.build import bulk
 
-from gapkit.search.compare import reference_lattice_a
+from gapkit.search.compare import calls_to_half_success, method_summary, reference_lattice_a
 
 
 def test_reference_lattice_a_of_the_reference_crystal():
@@ -61,3 +61,19 @@ def test_recorded_calls_reads_a_benchmark_record(tmp_path):
     calls, provenance = recorded_calls("medium", tmp_path)
     assert calls.loc[0, "random"] == math.inf and calls.loc[0, "ga_potential"] == 120.0
     assert provenance["device"] == "cpu"
+
+
+def test_calls_to_half_success_and_summary():
+    inf = float("inf")
+    assert calls_to_half_success([30, 10, inf, 20]) == 20  # 2 of 4 seeds by 20 calls
+    assert calls_to_half_success([5, inf, inf]) == inf  # 1 of 3 is not half
+    assert calls_to_half_success([7]) == 7
+    with pytest.raises(ValueError):
+        calls_to_half_success([])
+    import pandas as pd
+
+    table = method_summary(pd.DataFrame({"ga_potential": [10, 30, inf], "random": [inf, 200, 50]}))
+    assert list(table["method"]) == ["GA + potential", "random search"]
+    assert list(table["found"]) == [2, 2]
+    assert list(table["median calls when found"]) == [20, 125]
+    assert list(table["calls to 50 % success"]) == [30, 200]
