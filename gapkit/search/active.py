@@ -15,7 +15,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
-from gapkit.search.ga import GASettings, run_ga
+from gapkit.search.ga import GASettings, PopulationCollapsedError, run_ga
 from gapkit.search.oracle import OracleCounter, OracleResult
 from gapkit.search.population import (CRYSTAL_SYSTEMS, StructureGenerationError, initial_population,
                                       is_duplicate, random_structure, stoichiometry)
@@ -147,7 +147,11 @@ def ga_task(system: str, population: list[Atoms], potential: NNPotential | None,
         except StructureGenerationError:
             return None
 
-    pop, energies = run_ga(population, scorer, rng, n_generations, config.ga, new_random=immigrant)
+    try:
+        pop, energies = run_ga(population, scorer, rng, n_generations, config.ga, new_random=immigrant)
+    except PopulationCollapsedError as err:  # this system sits the cycle out; the others go on
+        log.warning("%s, cycle %d: %s No picks from it this cycle.", system, cycle, err)
+        return system, population, []
     picks, chosen = [], []
     for k, atoms in enumerate(pop):  # lowest first; skip what the oracle saw and duplicates
         if len(picks) >= n_recommend:

@@ -1,4 +1,5 @@
-"""Behler–Parrinello atom-centred symmetry functions (G1, G2 radial, G4 angular) in torch.
+"""Atom-centred descriptors in torch: Behler–Parrinello symmetry functions (G1, G2 radial, G4 angular)
+and Chebyshev descriptors.
 
 Neighbour pairs (which atom sees which periodic image) come from pymatgen's cell-list search
 (``find_points_in_spheres``, the engine behind ``Structure.get_neighbor_list``); the
@@ -132,10 +133,102 @@ def symmetry_functions(positions: torch.Tensor, cell: torch.Tensor, graph: Neigh
     return out.index_put((rows.reshape(-1), cols.reshape(-1)), ang.reshape(-1), accumulate=True)
 
 
-def atoms_descriptors(atoms: Atoms, species: list[int], params: SymmetryFunctionParams) -> np.ndarray:
+
+
+@dataclass(frozen=True)
+class ChebyshevParams:
+    """Chebyshev descriptors (Artrith, Urban & Ceder, PRB 96, 014112, 2017), the paper's choice for CaTiO3.
+
+    Radial: ``sum_j T_a(2 r_ij / r_cut - 1) fc(r_ij)`` for orders a = 0..radial_order; angular:
+    ``sum_{j<k} T_a(cos theta_ijk) fc(r_ij) fc(r_ik)`` (cutoff ``angular_cut``) for a = 0..angular_order.
+    With several species a second, species-weighted copy follows (weights w_j and w_j w_k, spread evenly
+    over [-1, 1]), so the length does not grow with the number of species as symmetry functions' does.
+    """
+
+    r_cut: float = 5.0
+    angular_cut: float = 5.0
+    radial_order: int = 10
+    angular_order: int = 4
+
+    def __post_init__(self) -> None:
+        if not 0 < self.angular_cut <= self.r_cut:
+            raise ValueError(f"angular_cut must be in (0, r_cut={self.r_cut}], got {self.angular_cut}.")
+        if self.radial_order < 0 or self.angular_order < 0:
+            raise ValueError("Chebyshev orders must be >= 0.")
+
+    def n_features(self, n_species: int) -> int:
+        """Length of one atom's descriptor vector for ``n_species`` species."""
+        per_block = (self.radial_order + 1) + (self.angular_order + 1)
+        return per_block * (2 if n_species > 1 else 1)
+
+
+def species_weights(n_species: int) -> np.ndarray:
+    """Typed-descriptor weight of each species: evenly spaced in [-1, 1] (1.0 for a single species)."""
+    return np.linspace(-1.0, 1.0, n_species) if n_species > 1 else np.ones(1)
+
+
+def chebyshev(x: torch.Tensor, order: int) -> torch.Tensor:
+    """[..., order + 1] Chebyshev polynomials T_0..T_order of x by the recurrence (differentiable)."""
+    terms = [torch.ones_like(x), x]
+    for _ in range(order - 1):
+        terms.append(2.0 * x * terms[-1] - terms[-2])
+    return torch.stack(terms[: order + 1], dim=-1)
+
+
+def chebyshev_descriptors(positions: torch.Tensor, cell: torch.Tensor, graph: NeighbourGraph,
+                          species: list[int], params: ChebyshevParams) -> torch.Tensor:
+    """Return the (n_atoms, n_features) Chebyshev descriptor matrix, differentiable in positions and cell."""
+    unknown = set(graph.numbers.tolist()) - set(species)
+    if unknown:
+        raise ValueError(f"Atomic numbers {sorted(unknown)} are not among the potential's species "
+                         f"{species}; train a potential that includes them.")
+    n_atoms, n_sp = positions.shape[0], len(species)
+    out = positions.new_zeros((n_atoms, params.n_features(n_sp)))
+    if len(graph.pair_i) == 0:
+        return out
+    weight_of = dict(zip(species, species_weights(n_sp).tolist()))
+    w = torch.as_tensor([weight_of[z] for z in graph.numbers.tolist()], dtype=positions.dtype)
+    pi, pj = torch.as_tensor(graph.pair_i), torch.as_tensor(graph.pair_j)
+    vec = positions[pj] + torch.as_tensor(graph.shifts, dtype=positions.dtype) @ cell - positions[pi]
+    r = torch.linalg.norm(vec, dim=1)
+    fc = cosine_cutoff(r, params.r_cut)
+    radial = chebyshev(2.0 * r / params.r_cut - 1.0, params.radial_order) * fc[:, None]
+    blocks = [torch.zeros_like(out[:, : params.radial_order + 1]).index_add(0, pi, radial)]
+    angular = None
+    if len(graph.trip_ij):
+        tij, tik = torch.as_tensor(graph.trip_ij), torch.as_tensor(graph.trip_ik)
+        cos_t = (vec[tij] * vec[tik]).sum(1) / (r[tij] * r[tik])
+        fa = cosine_cutoff(r, params.angular_cut)
+        # clamp: rounding can push |cos| a hair past 1, where the recurrence is still fine but stay exact
+        angular = chebyshev(cos_t.clamp(-1.0, 1.0), params.angular_order) * (fa[tij] * fa[tik])[:, None]
+        blocks.append(torch.zeros_like(out[:, : params.angular_order + 1]).index_add(0, pi[tij], angular))
+    else:
+        blocks.append(out.new_zeros((n_atoms, params.angular_order + 1)))
+    if n_sp > 1:
+        blocks.append(torch.zeros_like(blocks[0]).index_add(0, pi, radial * w[pj][:, None]))
+        if angular is not None:
+            typed = angular * (w[pj[tij]] * w[pj[tik]])[:, None]
+            blocks.append(torch.zeros_like(blocks[1]).index_add(0, pi[tij], typed))
+        else:
+            blocks.append(torch.zeros_like(blocks[1]))
+    return torch.cat(blocks, dim=1)
+
+
+DescriptorParams = SymmetryFunctionParams | ChebyshevParams
+
+
+def descriptor_matrix(positions: torch.Tensor, cell: torch.Tensor, graph: NeighbourGraph, species: list[int],
+                      params: DescriptorParams) -> torch.Tensor:
+    """Per-atom descriptors of the kind ``params`` names (symmetry functions or Chebyshev)."""
+    if isinstance(params, ChebyshevParams):
+        return chebyshev_descriptors(positions, cell, graph, species, params)
+    return symmetry_functions(positions, cell, graph, species, params)
+
+
+def atoms_descriptors(atoms: Atoms, species: list[int], params: DescriptorParams) -> np.ndarray:
     """Convenience: descriptors of an ASE ``Atoms`` as a float64 numpy array (no gradients)."""
     graph = build_neighbour_graph(atoms, params.r_cut)
     pos = torch.as_tensor(atoms.positions, dtype=torch.float64)
     cell = torch.as_tensor(np.asarray(atoms.cell), dtype=torch.float64)
     with torch.no_grad():
-        return symmetry_functions(pos, cell, graph, species, params).numpy()
+        return descriptor_matrix(pos, cell, graph, species, params).numpy()

@@ -118,6 +118,10 @@ def mutate(atoms: Atoms, rng: np.random.Generator) -> Atoms:
     return ops[int(rng.integers(len(ops)))](atoms, rng)
 
 
+class PopulationCollapsedError(RuntimeError):
+    """The potential could score fewer than two structures, so no GA generation can run."""
+
+
 def make_child(parents: list[Atoms], rng: np.random.Generator, settings: GASettings) -> Atoms | None:
     """Crossover of two random parents, mutation with probability p_mut, min-distance check."""
     for _ in range(settings.max_child_tries):
@@ -154,8 +158,20 @@ def run_ga(population: list[Atoms], score: Scorer, rng: np.random.Generator, n_g
     for atoms, e in dupes[: max(0, 2 - len(pop))]:  # keep two parents even if all collapsed
         pop.append(atoms)
         energies.append(e)
+    # a poor early potential can collapse almost every member during its relaxation: refill from
+    # fresh random structures before giving up (only reached where fewer than two members survived)
+    tries = settings.population_size if new_random is not None else 0
+    while len(pop) < 2 and tries > 0:
+        tries -= 1
+        fresh = new_random(rng)
+        scored = score(fresh) if fresh is not None else None
+        if scored is not None and np.isfinite(scored[1]):
+            pop.append(scored[0])
+            energies.append(scored[1])
     if len(pop) < 2:
-        raise RuntimeError("Fewer than two structures in the population could be scored.")
+        raise PopulationCollapsedError(
+            f"Fewer than two of {len(population)} structures (and {settings.population_size if new_random else 0} "
+            "fresh random ones) could be scored by the potential.")
     for _ in range(n_generations):
         parents = [pop[k] for k in select_parents(np.asarray(energies), settings.parent_fraction)]
         n_new = settings.n_immigrants if new_random is not None else 0

@@ -18,8 +18,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from torch import nn
 
-from gapkit.search.descriptors import (NeighbourGraph, SymmetryFunctionParams,
-                                       build_neighbour_graph, symmetry_functions)
+from gapkit.search.descriptors import (DescriptorParams, NeighbourGraph, SymmetryFunctionParams,
+                                       build_neighbour_graph, descriptor_matrix)
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ def _mlp(n_in: int, hidden: tuple[int, ...], activation: str) -> nn.Sequential:
 
 
 class NNPotential(nn.Module):
-    """Behler–Parrinello potential: per-element networks on standardised symmetry functions."""
+    """Behler–Parrinello potential: per-element networks on standardised descriptors (symmetry functions or Chebyshev)."""
 
-    def __init__(self, species: list[int], params: SymmetryFunctionParams | None = None,
+    def __init__(self, species: list[int], params: DescriptorParams | None = None,
                  hidden: tuple[int, ...] = (10, 10), activation: str = "tanh") -> None:
         super().__init__()
         self.species = sorted(int(z) for z in species)
@@ -96,7 +96,7 @@ class NNPotential(nn.Module):
 
     def energy(self, positions: torch.Tensor, cell: torch.Tensor, graph: NeighbourGraph) -> torch.Tensor:
         """Total energy (eV) of one structure, differentiable in positions and cell."""
-        desc = symmetry_functions(positions, cell, graph, self.species, self.params)
+        desc = descriptor_matrix(positions, cell, graph, self.species, self.params)
         return self.atomic_energies(desc, self.species_index(graph.numbers)).sum()
 
     def predict(self, atoms: Atoms) -> float:
@@ -166,7 +166,7 @@ class TrainSettings:
     patience: int = 300
     val_fraction: float = 0.2
     weight_decay: float = 0.0
-    params: SymmetryFunctionParams = field(default_factory=SymmetryFunctionParams)
+    params: DescriptorParams = field(default_factory=SymmetryFunctionParams)  # or ChebyshevParams
     # weight of the force term (mean squared force error in units of the training-force spread) beside
     # the energy term; 0 trains on energies alone, as the paper does. Forces come free with every
     # oracle single point (3N numbers besides the one energy).
@@ -195,7 +195,7 @@ def _stack_descriptors(structures: list[Atoms], potential: NNPotential):
     for k, atoms in enumerate(structures):
         graph = build_neighbour_graph(atoms, potential.params.r_cut)
         with torch.no_grad():
-            descs.append(symmetry_functions(torch.as_tensor(atoms.positions, dtype=DTYPE),
+            descs.append(descriptor_matrix(torch.as_tensor(atoms.positions, dtype=DTYPE),
                                             torch.as_tensor(np.asarray(atoms.cell), dtype=DTYPE),
                                             graph, potential.species, potential.params))
         sps.append(potential.species_index(atoms.numbers))
@@ -267,7 +267,7 @@ class _GradientLabels:
 
             def desc_of(pos, strain, graph=graph, pos0=pos0, cell0=cell0):
                 deform = torch.eye(3, dtype=DTYPE) + strain
-                return symmetry_functions(pos @ deform, cell0 @ deform, graph, pot.species, pot.params)
+                return descriptor_matrix(pos @ deform, cell0 @ deform, graph, pot.species, pot.params)
 
             jac_pos, jac_strain = torch.autograd.functional.jacobian(
                 desc_of, (pos0, torch.zeros(3, 3, dtype=DTYPE)), vectorize=True)

@@ -53,7 +53,8 @@ class TrainingStudy:
     optimizers: tuple[str, ...]
     batch_sizes: tuple[int | None, ...]  # None = full batch
     learning_rates: tuple[float, ...]
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]       # activation and descriptor comparisons (each seed: its own split and init)
+    grid_seeds: tuple[int, ...]  # the optimizer x batch size x learning rate grid
     train: TrainSettings
 
 
@@ -61,14 +62,14 @@ ALL_OPTIMIZERS = ("adadelta", "adam", "adamax", "asgd", "lbfgs", "rmsprop", "rpr
 
 
 def training_study(profile: str) -> TrainingStudy:
-    """The study's size for ``profile``: 'quick' is 6 compositions x 20 cells, 2 batch sizes x 3 rates, 1 seed;
+    """The study's size for ``profile``: 'quick' is 6 compositions x 20 cells, 3 seeds, and a grid of 2 batch sizes x 3 rates on 1 seed;
     'full' is the paper's 15 compositions, 5 batch sizes x 5 rates and 5 seeds (about 400 cells each)."""
     activations = ("sigmoid", "tanh", "relu", "elu", "prelu")
     if profile in ("quick", "medium"):
-        return TrainingStudy(9, 20, activations, ALL_OPTIMIZERS, (8, None), (1e-3, 1e-2, 1e-1), (0,),
+        return TrainingStudy(9, 20, activations, ALL_OPTIMIZERS, (8, None), (1e-3, 1e-2, 1e-1), (0, 1, 2), (0,),
                              TrainSettings(lr=1e-3, batch_size=8, max_epochs=150, patience=30))
     if profile == "full":
         return TrainingStudy(24, 400, activations, ALL_OPTIMIZERS, (1, 8, 16, 32, None),
-                             (1e-5, 1e-4, 1e-3, 1e-2, 1e-1), (0, 1, 2, 3, 4),
+                             (1e-5, 1e-4, 1e-3, 1e-2, 1e-1), (0, 1, 2, 3, 4), (0, 1, 2, 3, 4),
                              TrainSettings(lr=1e-4, batch_size=32, max_epochs=2000, patience=100))
     raise ValueError(f"Unknown profile {profile!r}; use 'quick', 'medium' or 'full'.")

@@ -18,6 +18,7 @@ import pandas as pd
 from ase import Atoms
 from tqdm.auto import tqdm
 
+from gapkit.search.descriptors import DescriptorParams
 from gapkit.search.oracle import CalculatorFactory, single_point
 from gapkit.search.population import CRYSTAL_SYSTEMS, StructureGenerationError, random_structure
 from gapkit.search.potential import TrainSettings, fit_potential
@@ -143,4 +144,19 @@ def optimizer_study(data: LabelledSet, species: list[int], optimizers: list[str]
         rows.append({"optimizer": opt, "batch size": "full" if batch is None else str(batch), "lr": lr,
                      "test RMSE (eV/atom)": float(np.mean([rmse for rmse, _ in runs])),
                      "diverged": sum(not np.all(np.isfinite(h.train_rmse)) for _, h in runs)})
+    return pd.DataFrame(rows)
+
+
+def descriptor_study(data: LabelledSet, species: list[int], descriptors: dict[str, DescriptorParams],
+                     settings: TrainSettings, seeds: list[int], test_fraction: float = 0.2,
+                     progress: bool = True) -> pd.DataFrame:
+    """Held-out RMSE (eV/atom) per descriptor kind (e.g. symmetry functions vs Chebyshev) and seed, with
+    each descriptor's length: the paper used symmetry functions for Si and TiO2, Chebyshev for CaTiO3."""
+    rows = []
+    for (name, params), seed in tqdm(list(itertools.product(descriptors.items(), seeds)), desc="descriptors",
+                                     disable=not progress):
+        rmse, history = _held_out_rmse(data.structures, data.energies, species,
+                                       dataclasses.replace(settings, params=params), seed, seed, test_fraction)
+        rows.append({"descriptor": name, "features per atom": params.n_features(len(species)), "seed": seed,
+                     "test RMSE (eV/atom)": rmse, "epochs": len(history.val_rmse)})
     return pd.DataFrame(rows)

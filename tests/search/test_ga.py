@@ -9,7 +9,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from gapkit.featurize.composition import FormulaError
-from gapkit.search.ga import (GASettings, cut_and_splice, make_child, mutate_displace, mutate_strain,
+from gapkit.search.ga import (GASettings, PopulationCollapsedError, cut_and_splice, make_child, mutate_displace, mutate_strain,
                               mutate_swap, run_ga, select_parents)
 from gapkit.search.population import (CRYSTAL_SYSTEMS, StructureGenerationError, is_duplicate,
                                       random_structure, same_structure, stoichiometry, too_close)
@@ -132,3 +132,25 @@ def test_ga_removes_collapsed_duplicates_and_takes_immigrants():
     assert len(made) == 6 and len(out) <= 8
     out2, _ = run_ga(pop, volume_score, rng, 3, settings)  # no generator: no immigrants
     assert len(made) == 6
+
+
+def test_ga_refills_an_unscorable_population_from_fresh_structures():
+    rng = np.random.default_rng(2)
+    pop = [random_structure({"Si": 2}, "cubic", rng) for _ in range(4)]
+    fresh = []
+
+    def immigrant(gen):
+        atoms = random_structure({"Si": 2}, "hexagonal", gen)
+        atoms.info["fresh"] = True
+        fresh.append(atoms)
+        return atoms
+
+    def only_fresh(atoms):  # a potential that fails (None) on every old member
+        return (atoms, abs(atoms.get_volume() / len(atoms) - 20.0)) if atoms.info.get("fresh") else None
+
+    out, _ = run_ga(pop, only_fresh, rng, 1, GASettings(population_size=4, n_children=2), new_random=immigrant)
+    assert len(fresh) >= 2 and all(a.info.get("fresh") for a in out)
+    with pytest.raises(PopulationCollapsedError, match="Fewer than two"):
+        run_ga(pop, lambda atoms: None, rng, 1, GASettings(population_size=4), new_random=immigrant)
+    with pytest.raises(PopulationCollapsedError):
+        run_ga(pop, lambda atoms: None, rng, 1, GASettings(population_size=4))

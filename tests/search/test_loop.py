@@ -114,3 +114,15 @@ def test_state_saved_before_force_labels_loads_with_empty_labels(tmp_path):
     path.write_bytes(pickle.dumps(old))
     state = load_state(path)
     assert state.train_forces == [None] * 3 and state.train_stresses == [None] * 3
+
+
+def test_a_system_the_potential_cannot_score_sits_the_cycle_out():
+    from gapkit.search.active import ga_task, init_state
+    from gapkit.search.potential import NNPotential
+
+    config = _config(crystal_systems=("cubic",))
+    population = init_state(config).populations["cubic"]
+    wrong_species = NNPotential([13])  # an Al potential cannot score Cu cells (ValueError inside)
+    system, pop, picks = ga_task("cubic", population, wrong_species, config, cycle=1, n_generations=2,
+                                 n_recommend=3)
+    assert system == "cubic" and picks == [] and pop is population

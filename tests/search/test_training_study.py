@@ -7,8 +7,10 @@ from ase.calculators.emt import EMT
 
 from gapkit.search.oracle import emt_calculator
 from gapkit.search.potential import TrainSettings
-from gapkit.search.training_study import (PAPER_TI_O_SET, activation_study, labelled_random_set,
-                                          optimizer_study, ti_o_compositions)
+from gapkit.search.descriptors import ChebyshevParams, SymmetryFunctionParams
+from gapkit.search.training_study import (PAPER_TI_O_SET, activation_study, descriptor_study,
+                                          labelled_random_set, optimizer_study, reference_baselines,
+                                          ti_o_compositions)
 
 
 class NoAluminiumEMT(Calculator):
@@ -66,3 +68,17 @@ def test_activation_and_optimizer_grids(copper_set):
     assert np.isfinite(sane["test RMSE (eV/atom)"]).all() and (sane["diverged"] == 0).all()
     # plain SGD at lr 1e9 blows the weights up: reported as diverged, not as a number
     assert grid[(grid["optimizer"] == "sgd") & (grid["lr"] == 1e9)]["diverged"].eq(1).all()
+
+
+def test_descriptor_study_and_reference_baselines(copper_set):
+    kinds = {"symmetry functions": SymmetryFunctionParams(), "Chebyshev": ChebyshevParams(radial_order=6)}
+    table = descriptor_study(copper_set, [29], kinds, TrainSettings(max_epochs=30, patience=30), seeds=[0],
+                             progress=False)
+    assert list(table["descriptor"]) == list(kinds)
+    assert list(table["features per atom"]) == [11, 12]
+    assert np.isfinite(table["test RMSE (eV/atom)"]).all()
+    floor = reference_baselines(copper_set, seeds=[0, 1])
+    assert set(floor["model"]) == {"training mean", "composition only"} and len(floor) == 4
+    # one element only: composition alone can do no better than the mean energy
+    by_model = floor.groupby("model")["test RMSE (eV/atom)"].mean()
+    assert by_model["composition only"] == pytest.approx(by_model["training mean"])
