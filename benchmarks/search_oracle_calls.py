@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--csv", help="append one row per seed to this CSV")
     parser.add_argument("--summarise", help="summarise a finished CSV instead of running")
     parser.add_argument("--record", action="store_true", help="with --summarise: write results/search-<profile>.json")
+    parser.add_argument("--notes", default="", help="with --record: added to the record's notes (e.g. which commits ran which seeds)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     if args.summarise:
@@ -65,7 +66,7 @@ def main() -> None:
                 "summary": {k: {kk: (None if vv == float("inf") else vv) for kk, vv in v.items()}
                             for k, v in summary.items()}}, device=describe_device("cpu"), wall_time_s=float(calls["wall_s"].sum()),
                 seed=int(calls["seed"].min()), notes="benchmarks/search_oracle_calls.py; wall time summed over "
-                "seeds (several processes ran seed ranges side by side)")
+                "seeds (several processes ran seed ranges side by side)" + (f"; {args.notes}" if args.notes else ""))
             print("recorded", path)
         return
     name, ref = reference_structure(args.formula, chgnet_calculator)
