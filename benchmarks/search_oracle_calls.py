@@ -3,7 +3,7 @@
 Run: ``python benchmarks/search_oracle_calls.py [--formula Si] [--seeds 5] [--first-seed 0] [--n-atoms 2] [--profile quick]
 [--csv runs/search_calls.csv]``; ``--summarise CSV`` prints the success table of a finished CSV (several
 processes may each run a range of seeds into the same CSV) and, with ``--record``, writes it to
-``results/search-<profile>.json`` (``search-<profile>-<formula>.json`` for TiO2 and CaTiO3) with device, commit and wall time.
+``results/search-<profile>-<formula>.json`` with device, commit and wall time.
 For each seed, the active-learning GA runs to completion; random search then gets the same number
 of oracle calls, and so does ASE's GA (ase-ga). Prints calls-to-success per seed and the median (inf = not found within the
 budget). CHGNet is the oracle. Not a test: it measures, it asserts nothing.
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--csv", help="append one row per seed to this CSV")
     parser.add_argument("--summarise", help="summarise a finished CSV instead of running")
-    parser.add_argument("--record", action="store_true", help="with --summarise: write results/search-<profile>.json")
+    parser.add_argument("--record", action="store_true", help="with --summarise: write results/search-<profile>-<formula>.json")
     parser.add_argument("--notes", default="", help="with --record: added to the record's notes (e.g. which commits ran which seeds)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -58,8 +58,8 @@ def main() -> None:
             from gapkit.results import record_results
             from gapkit.runtime import describe_device
 
-            # the Si record keeps its plain name (the chapter reads it); other systems get their own
-            profile = args.profile if args.formula == "Si" else f"{args.profile}-{args.formula}"
+            # one record per profile and system; the chapter's own quick run writes search-quick.json
+            profile = f"{args.profile}-{args.formula}"
             path = record_results("search", profile, {
                 "formula": args.formula, "n_atoms": args.n_atoms,  # JSON has no infinity: never found -> null
                 "per_seed": calls.astype(object).where(calls.abs() != float("inf"), None).to_dict("records"),

@@ -71,26 +71,27 @@ def plot_structures(structures: dict[str, Atoms], repeat: tuple[int, int, int] =
 
 
 def plot_training_study(curves: dict[str, list[float]], grid, baseline: float) -> plt.Figure:
-    """Left: validation RMSE per epoch for each activation (the paper's Fig. 6). Right: held-out RMSE
-    against learning rate for each optimizer, one marker per batch size (its Fig. 7); dashed: the
-    training-mean baseline."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    """Left: validation RMSE per epoch for each activation (the paper's Fig. 6). Then one panel per batch
+    size: held-out RMSE against learning rate for each optimizer (its Fig. 7); dashed: the training mean."""
+    batches = sorted(grid["batch size"].unique(), key=lambda b: (b == "full", int(b) if b.isdigit() else 0))
+    fig, axes = plt.subplots(1, 1 + len(batches), figsize=(4.2 * (1 + len(batches)), 3.8))
     for name, curve in curves.items():
-        ax1.plot(np.arange(1, len(curve) + 1), curve, label=name)
-    ax1.set_yscale("log")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("validation RMSE (eV/atom)")
-    ax1.legend(title="activation", fontsize=8)
-    markers = dict(zip(sorted(grid["batch size"].unique()), "osv^xD"))
+        axes[0].plot(np.arange(1, len(curve) + 1), curve, label=name)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("validation RMSE (eV/atom)")
+    axes[0].legend(title="activation", fontsize=8)
     colors = dict(zip(sorted(grid["optimizer"].unique()), plt.cm.tab10.colors))
-    for (opt, batch), rows in grid.groupby(["optimizer", "batch size"]):
-        rows = rows.sort_values("lr")
-        ax2.plot(rows["lr"], rows["test RMSE (eV/atom)"], marker=markers[batch], color=colors[opt], lw=1,
-                 label=f"{opt}, batch {batch}")
-    ax2.axhline(baseline, color="k", ls="--", lw=1, label="training mean")
-    ax2.set_xscale("log")
-    ax2.set_xlabel("learning rate")
-    ax2.set_ylabel("held-out RMSE (eV/atom)")
-    ax2.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    for ax, batch in zip(axes[1:], batches):
+        for opt, rows in grid[grid["batch size"] == batch].groupby("optimizer"):
+            rows = rows.sort_values("lr")
+            ax.plot(rows["lr"], rows["test RMSE (eV/atom)"], marker="o", color=colors[opt], lw=1, label=opt)
+        ax.axhline(baseline, color="k", ls="--", lw=1, label="training mean")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_title(f"batch size {batch}", fontsize=10)
+        ax.set_ylabel("held-out RMSE (eV/atom)")
+        ax.sharey(axes[1])
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
