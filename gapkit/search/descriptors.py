@@ -72,6 +72,14 @@ def build_neighbour_graph(atoms: Atoms, r_cut: float, skin: float = 0.0) -> Neig
                           cat(trip_ik).astype(np.int64))
 
 
+def _check_species(graph: NeighbourGraph, species: list[int]) -> None:
+    """Raise a clear error when the structure holds an element the descriptors have no slot for."""
+    unknown = set(graph.numbers.tolist()) - set(species)
+    if unknown:
+        raise ValueError(f"Atomic numbers {sorted(unknown)} are not among the potential's species "
+                         f"{species}; train a potential that includes them.")
+
+
 def cosine_cutoff(r: torch.Tensor, r_cut: float) -> torch.Tensor:
     """Behler's cosine cutoff 0.5 (cos(pi r / r_cut) + 1), zero beyond r_cut."""
     fc = 0.5 * (torch.cos(math.pi * r / r_cut) + 1.0)
@@ -84,10 +92,7 @@ def symmetry_functions(positions: torch.Tensor, cell: torch.Tensor, graph: Neigh
     n_atoms = positions.shape[0]
     n_sp = len(species)
     index_of = {z: k for k, z in enumerate(species)}
-    unknown = set(graph.numbers.tolist()) - set(species)
-    if unknown:
-        raise ValueError(f"Atomic numbers {sorted(unknown)} are not among the potential's species "
-                         f"{species}; train a potential that includes them.")
+    _check_species(graph, species)
     sp = torch.as_tensor(np.array([index_of[z] for z in graph.numbers.tolist()], dtype=np.int64))
     dtype = positions.dtype
     out = positions.new_zeros((n_atoms, params.n_features(n_sp)))
@@ -178,10 +183,7 @@ def chebyshev(x: torch.Tensor, order: int) -> torch.Tensor:
 def chebyshev_descriptors(positions: torch.Tensor, cell: torch.Tensor, graph: NeighbourGraph,
                           species: list[int], params: ChebyshevParams) -> torch.Tensor:
     """Return the (n_atoms, n_features) Chebyshev descriptor matrix, differentiable in positions and cell."""
-    unknown = set(graph.numbers.tolist()) - set(species)
-    if unknown:
-        raise ValueError(f"Atomic numbers {sorted(unknown)} are not among the potential's species "
-                         f"{species}; train a potential that includes them.")
+    _check_species(graph, species)
     n_atoms, n_sp = positions.shape[0], len(species)
     out = positions.new_zeros((n_atoms, params.n_features(n_sp)))
     if len(graph.pair_i) == 0:
@@ -199,7 +201,7 @@ def chebyshev_descriptors(positions: torch.Tensor, cell: torch.Tensor, graph: Ne
         tij, tik = torch.as_tensor(graph.trip_ij), torch.as_tensor(graph.trip_ik)
         cos_t = (vec[tij] * vec[tik]).sum(1) / (r[tij] * r[tik])
         fa = cosine_cutoff(r, params.angular_cut)
-        # clamp: rounding can push |cos| a hair past 1, where the recurrence is still fine but stay exact
+        # rounding can push |cos| a hair past 1; T_a is defined on [-1, 1]
         angular = chebyshev(cos_t.clamp(-1.0, 1.0), params.angular_order) * (fa[tij] * fa[tik])[:, None]
         blocks.append(torch.zeros_like(out[:, : params.angular_order + 1]).index_add(0, pi[tij], angular))
     else:
