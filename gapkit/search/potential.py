@@ -309,7 +309,8 @@ def _minibatch_epoch(pot: NNPotential, opt: torch.optim.Optimizer, desc: torch.T
                      owner: torch.Tensor, n_atoms: torch.Tensor, target: torch.Tensor, train_idx: torch.Tensor,
                      batch_size: int, generator: torch.Generator) -> None:
     """One pass over the training structures in shuffled batches of ``batch_size`` structures."""
-    starts = torch.cat([owner.new_zeros(1), torch.cumsum(torch.bincount(owner, minlength=len(n_atoms)), 0)])
+    # first atom row of each structure (rows are grouped by structure, in order)
+    starts = torch.cat([owner.new_zeros(1), torch.cumsum(n_atoms.long(), 0)])
     order = train_idx[torch.randperm(len(train_idx), generator=generator)]
     for batch in order.split(batch_size):
         rows = torch.cat([torch.arange(int(starts[b]), int(starts[b + 1])) for b in batch])

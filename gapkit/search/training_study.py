@@ -61,8 +61,8 @@ def labelled_random_set(compositions: list[dict[str, int]], per_composition: int
     rng = np.random.default_rng(seed)
     systems = list(CRYSTAL_SYSTEMS)
     structures, energies, calls, failed = [], [], 0, 0
-    jobs = [(counts, k) for counts in compositions for k in range(per_composition)]
-    for counts, _ in tqdm(jobs, desc="random Ti–O cells", disable=not progress):
+    jobs = [counts for counts in compositions for _ in range(per_composition)]
+    for counts in tqdm(jobs, desc="random Ti–O cells", disable=not progress):
         try:
             atoms = random_structure(counts, systems[int(rng.integers(len(systems)))], rng)
         except StructureGenerationError:
@@ -78,12 +78,14 @@ def labelled_random_set(compositions: list[dict[str, int]], per_composition: int
     return LabelledSet(structures, energies, calls, failed)
 
 
-def _held_out_rmse(structures: list[Atoms], energies: list[float], species: list[int], settings: TrainSettings,
-                   split_seed: int, fit_seed: int, test_fraction: float):
-    """Fit on the non-test structures (with their own validation split); RMSE (eV/atom) on the test ones."""
-    test, train = _split(len(structures), split_seed, test_fraction)
+def _held_out_rmse(data: LabelledSet, species: list[int], settings: TrainSettings, seed: int,
+                   test_fraction: float):
+    """Fit on the non-test structures (with their own validation split); RMSE (eV/atom) on the test ones.
+    ``seed`` picks both the held-out set and the fit's initialisation."""
+    structures, energies = data.structures, data.energies
+    test, train = _split(len(structures), seed, test_fraction)
     pot, history = fit_potential([structures[i] for i in train], [energies[i] for i in train], species,
-                                 settings, seed=fit_seed)
+                                 settings, seed=seed)
     err = [pot.predict(structures[i]) / len(structures[i]) - energies[i] / len(structures[i]) for i in test]
     rmse = float(np.sqrt(np.mean(np.square(err))))
     return rmse if np.isfinite(rmse) else float("nan"), history
@@ -113,18 +115,26 @@ def reference_baselines(data: LabelledSet, seeds: list[int], test_fraction: floa
     return pd.DataFrame(rows)
 
 
+def _compare(data: LabelledSet, species: list[int], variants: dict[str, TrainSettings], seeds: list[int],
+             test_fraction: float, desc: str, progress: bool) -> tuple[list[tuple[str, int, float]], dict]:
+    """(variant, seed, held-out RMSE) for every variant of the settings and seed, and each variant's
+    validation curve on the first seed."""
+    rows, curves = [], {}
+    for (name, settings), seed in tqdm(list(itertools.product(variants.items(), seeds)), desc=desc,
+                                       disable=not progress):
+        rmse, history = _held_out_rmse(data, species, settings, seed, test_fraction)
+        rows.append((name, seed, rmse, len(history.val_rmse)))
+        curves.setdefault(name, history.val_rmse)
+    return rows, curves
+
+
 def activation_study(data: LabelledSet, species: list[int], activations: list[str], settings: TrainSettings,
                      seeds: list[int], test_fraction: float = 0.2,
                      progress: bool = True) -> tuple[pd.DataFrame, dict[str, list[float]]]:
     """Held-out RMSE per activation and seed, and each activation's validation curve (first seed): the paper's Fig. 6."""
-    rows, curves = [], {}
-    for act, seed in tqdm(list(itertools.product(activations, seeds)), desc="activations", disable=not progress):
-        rmse, history = _held_out_rmse(data.structures, data.energies, species,
-                                       dataclasses.replace(settings, activation=act), seed, seed, test_fraction)
-        rows.append({"activation": act, "seed": seed, "test RMSE (eV/atom)": rmse,
-                     "epochs": len(history.val_rmse)})
-        curves.setdefault(act, history.val_rmse)
-    return pd.DataFrame(rows), curves
+    variants = {act: dataclasses.replace(settings, activation=act) for act in activations}
+    rows, curves = _compare(data, species, variants, seeds, test_fraction, "activations", progress)
+    return pd.DataFrame(rows, columns=["activation", "seed", "test RMSE (eV/atom)", "epochs"]), curves
 
 
 def optimizer_study(data: LabelledSet, species: list[int], optimizers: list[str], batch_sizes: list[int | None],
@@ -138,9 +148,8 @@ def optimizer_study(data: LabelledSet, species: list[int], optimizers: list[str]
             if opt != "lbfgs" or batch is None]
     rows = []
     for opt, batch, lr in tqdm(grid, desc="optimizer grid", disable=not progress):
-        runs = [_held_out_rmse(data.structures, data.energies, species,
-                               dataclasses.replace(settings, optimizer=opt, batch_size=batch, lr=lr),
-                               seed, seed, test_fraction) for seed in seeds]
+        runs = [_held_out_rmse(data, species, dataclasses.replace(settings, optimizer=opt, batch_size=batch, lr=lr),
+                               seed, test_fraction) for seed in seeds]
         rows.append({"optimizer": opt, "batch size": "full" if batch is None else str(batch), "lr": lr,
                      "test RMSE (eV/atom)": float(np.mean([rmse for rmse, _ in runs])),
                      "diverged": sum(not np.all(np.isfinite(h.train_rmse)) for _, h in runs)})
@@ -152,11 +161,8 @@ def descriptor_study(data: LabelledSet, species: list[int], descriptors: dict[st
                      progress: bool = True) -> pd.DataFrame:
     """Held-out RMSE (eV/atom) per descriptor kind (e.g. symmetry functions vs Chebyshev) and seed, with
     each descriptor's length: the paper used symmetry functions for Si and TiO2, Chebyshev for CaTiO3."""
-    rows = []
-    for (name, params), seed in tqdm(list(itertools.product(descriptors.items(), seeds)), desc="descriptors",
-                                     disable=not progress):
-        rmse, history = _held_out_rmse(data.structures, data.energies, species,
-                                       dataclasses.replace(settings, params=params), seed, seed, test_fraction)
-        rows.append({"descriptor": name, "features per atom": params.n_features(len(species)), "seed": seed,
-                     "test RMSE (eV/atom)": rmse, "epochs": len(history.val_rmse)})
-    return pd.DataFrame(rows)
+    variants = {name: dataclasses.replace(settings, params=params) for name, params in descriptors.items()}
+    rows, _ = _compare(data, species, variants, seeds, test_fraction, "descriptors", progress)
+    table = pd.DataFrame(rows, columns=["descriptor", "seed", "test RMSE (eV/atom)", "epochs"])
+    table.insert(1, "features per atom", [descriptors[d].n_features(len(species)) for d in table["descriptor"]])
+    return table
