@@ -7,6 +7,11 @@ processes may each run a range of seeds into the same CSV) and, with ``--record`
 For each seed, the active-learning GA runs to completion; random search then gets the same number
 of oracle calls, and so does ASE's GA (ase-ga). Prints calls-to-success per seed and the median (inf = not found within the
 budget). CHGNet is the oracle. Not a test: it measures, it asserts nothing.
+
+``--baseline-budget N [--methods random]`` runs the baselines alone with N oracle calls per seed (no GA), to
+find how many calls they need to reach 50 % success when the GA's budget is too small for that; such runs
+are recorded as ``results/search-<profile>-<formula>-baselines.json``. A baseline's trace does not depend
+on its budget (only the last relaxation is cut short), so a longer run extends the shorter one.
 """
 
 from __future__ import annotations
@@ -20,14 +25,17 @@ from pathlib import Path
 import pandas as pd
 
 from gapkit.search.baselines import reference_structure
-from gapkit.search.compare import METHODS, calls_to_ground_state
+from gapkit.search.compare import METHODS, baseline_calls, calls_to_ground_state
 from gapkit.search.oracle import chgnet_calculator
+from gapkit.search.profiles import search_config
 
 
 def summarise(calls: pd.DataFrame, formula: str, n_atoms: int) -> dict[str, dict[str, float]]:
     """Per method: seeds, seeds that found the ground state, median calls to it (inf = not found)."""
     out = {}
     for column, label in METHODS.items():
+        if column not in calls:
+            continue
         found = calls[column].astype(float).tolist()
         out[label] = {"seeds": len(found), "found": int(sum(c != float("inf") for c in found)),
                       "median_calls": statistics.median(found)}
@@ -47,6 +55,9 @@ def main() -> None:
     parser.add_argument("--csv", help="append one row per seed to this CSV")
     parser.add_argument("--summarise", help="summarise a finished CSV instead of running")
     parser.add_argument("--record", action="store_true", help="with --summarise: write results/search-<profile>-<formula>.json")
+    parser.add_argument("--baseline-budget", type=int, help="run only the baselines, with this many oracle calls per seed")
+    parser.add_argument("--methods", nargs="+", default=["random", "ase_ga"], choices=["random", "ase_ga"],
+                        help="with --baseline-budget: which baselines")
     parser.add_argument("--notes", default="", help="with --record: added to the record's notes (e.g. which commits ran which seeds)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -59,7 +70,7 @@ def main() -> None:
             from gapkit.runtime import describe_device
 
             # one record per profile and system; the chapter's own quick run writes search-quick.json
-            profile = f"{args.profile}-{args.formula}"
+            profile = f"{args.profile}-{args.formula}" + ("" if "ga_potential" in calls else "-baselines")
             path = record_results("search", profile, {
                 "formula": args.formula, "n_atoms": args.n_atoms,  # JSON has no infinity: never found -> null
                 "per_seed": calls.astype(object).where(calls.abs() != float("inf"), None).to_dict("records"),
@@ -73,7 +84,14 @@ def main() -> None:
     print(f"reference: {name}, {ref.energy_per_atom:.3f} eV/atom")
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
-        row = calls_to_ground_state(args.formula, args.n_atoms, ref.atoms, chgnet_calculator, args.profile, [seed])
+        if args.baseline_budget:
+            relax_steps = search_config(args.profile, args.formula, args.n_atoms, seed).final_relax_steps
+            row = pd.DataFrame([{"seed": seed, "budget": args.baseline_budget, **baseline_calls(
+                args.formula, args.n_atoms, ref.atoms, chgnet_calculator, args.baseline_budget, seed, relax_steps,
+                tuple(args.methods))}])
+        else:
+            row = calls_to_ground_state(args.formula, args.n_atoms, ref.atoms, chgnet_calculator, args.profile,
+                                        [seed])
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         print(row.to_string(index=False, header=seed == args.first_seed), flush=True)
         if args.csv:

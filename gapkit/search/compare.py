@@ -23,13 +23,16 @@ METHODS = {"ga_potential": "GA + potential", "random": "random search", "ase_ga"
 
 
 def baseline_calls(formula: str, n_atoms: int, reference: Atoms, oracle: CalculatorFactory, budget: int,
-                   seed: int, relax_steps: int = 30) -> dict[str, float]:
-    """Oracle calls random search and ase-ga needed to match ``reference`` within ``budget`` (inf = not)."""
-    trace = random_search(formula, n_atoms, oracle, budget, seed=seed, relax_steps=relax_steps, progress=False)
-    ase_trace = ase_ga_search(formula, n_atoms, oracle, budget, seed=seed, relax_steps=relax_steps,
-                              progress=False)
-    return {"random": calls_to_success(trace.improvements, reference),
-            "ase_ga": calls_to_success(ase_trace.improvements, reference)}
+                   seed: int, relax_steps: int = 30,
+                   methods: tuple[str, ...] = ("random", "ase_ga")) -> dict[str, float]:
+    """Oracle calls random search and/or ase-ga needed to match ``reference`` within ``budget`` (inf = not)."""
+    unknown = set(methods) - {"random", "ase_ga"}
+    if unknown:
+        raise ValueError(f"Unknown baseline(s) {sorted(unknown)}; choose from 'random' and 'ase_ga'.")
+    searches = {"random": random_search, "ase_ga": ase_ga_search}
+    return {m: calls_to_success(searches[m](formula, n_atoms, oracle, budget, seed=seed, relax_steps=relax_steps,
+                                            progress=False).improvements, reference)
+            for m in methods}
 
 
 def calls_to_ground_state(formula: str, n_atoms: int, reference: Atoms, oracle: CalculatorFactory,
