@@ -6,7 +6,9 @@
 
 ``fit`` trains through ``gapkit.train.trainer.fit`` (checkpoints, resume, early stopping on val MAE,
 mixed precision on CUDA) and keeps the best-validation weights. ``fit(..., init_from=other)`` or
-``other.fine_tune(df)`` start from a trained estimator's weights (transfer learning).
+``other.fine_tune(df)`` start from a trained estimator's weights (transfer learning). Long CPU trainings
+of the structure models use fused edge kernels (``fused_edges``: "auto", True or False; see
+``gapkit.models.fused_edges``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from torch import nn
 
 from gapkit.featurize.graphs import GraphCache, build_graphs
-from gapkit.models.cgcnn import CGCNNModel, atom_init_table
+from gapkit.models.cgcnn import CGCNNModel, atom_init_table, use_fused_edges
 from gapkit.featurize.composition import encode_formulas
 from gapkit.models.crabnet import CrabNetModel, element_table
 from gapkit.models.fusion import CGCrabNetModel
@@ -43,7 +45,10 @@ CGCNN_PARAMS = dict(node_features="atom_init", node_dim=64, n_conv=3, hidden_dim
                     use_distance=True, cutoff=8.0, max_neighbors=12, gaussian_step=0.2)
 TRAIN_PARAMS = dict(max_epochs=300, batch_size=256, patience=20, lr_min=1e-4, lr_max=1e-2, cycle_epochs=2,
                     weight_decay=0.0, seed=0, device="auto", mixed_precision=True, progress=False,
-                    run_dir=None, graph_cache=True)
+                    run_dir=None, graph_cache=True, fused_edges="auto")
+# fused CGCNN edge kernels cost a one-time compile (~15-50 s on 2 cores) and save ~40 % of every CPU training
+# step: worth it from about this many training batches (measured: benchmarks/graphs_and_training.py)
+FUSED_MIN_BATCHES = 1000
 
 
 class StructureRequiredError(ValueError):
@@ -63,6 +68,8 @@ class BandGapEstimator:
             raise TypeError(f"{type(self).__name__} got unknown parameters {sorted(unknown)}; "
                             f"known: {sorted(set(self.model_defaults) | set(TRAIN_PARAMS))}.")
         self.params: dict[str, Any] = {**TRAIN_PARAMS, **self.model_defaults, **params}
+        if self.params["fused_edges"] not in (True, False, "auto"):
+            raise ValueError(f"fused_edges must be True, False or 'auto', got {self.params['fused_edges']!r}.")
         self.task_: BandGapTask | None = None
         self.run_dir_: Path | None = None
 
@@ -168,6 +175,9 @@ class BandGapEstimator:
             model = self.build_model()
             y = df[TARGET].to_numpy(dtype=np.float64)
             mean, std = float(y.mean()), float(y.std() if len(y) > 1 and y.std() > 0 else 1.0)
+        n_batches = p["max_epochs"] * -(-len(train_ds) // p["batch_size"])
+        fused = p["fused_edges"] is True or (p["fused_edges"] == "auto" and n_batches >= FUSED_MIN_BATCHES)
+        use_fused_edges(model, fused)
         task = BandGapTask(model, mean, std, lr_min=p["lr_min"], lr_max=p["lr_max"],
                            cycle_epochs=p["cycle_epochs"], weight_decay=p["weight_decay"])
         self.run_dir_ = Path(p["run_dir"]) if p["run_dir"] else Path(tempfile.mkdtemp(prefix="gapkit-run-"))

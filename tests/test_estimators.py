@@ -91,3 +91,19 @@ def test_bad_usage_errors(tmp_path):
     torch.save({"something": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a gapkit estimator"):
         BandGapEstimator.load(tmp_path / "other.pt")
+
+
+def test_fused_edges_auto_uses_them_only_for_long_trainings(tmp_path, monkeypatch, shared_data_dir):
+    from gapkit.models import fused_edges
+    from gapkit.models.cgcnn import GatedConv
+
+    monkeypatch.setitem(fused_edges._state, "compiled", False)  # the maths, without compile time
+    with pytest.raises(ValueError, match="fused_edges"):
+        CGCNN(fused_edges="yes")
+    df = tiny_frame()
+    for setting, expected in [("auto", False), (True, True), (False, False)]:
+        est = CGCNN(**params(CGCNN, tmp_path / str(setting), fused_edges=setting)).fit(df)
+        assert {m.fused for m in est.task_.model.modules() if isinstance(m, GatedConv)} == {expected}
+    monkeypatch.setattr("gapkit.estimators.FUSED_MIN_BATCHES", 2)
+    est = CGCNN(**params(CGCNN, tmp_path / "long")).fit(df)
+    assert all(m.fused for m in est.task_.model.modules() if isinstance(m, GatedConv))

@@ -66,15 +66,18 @@ class GatedConv(nn.Module):
     exactly ``k`` incoming edges stored centre by centre (the usual case: 12 neighbours within 8 Å), the
     centre term is broadcast and the neighbour sum is a reshape-and-sum instead of a gather and a scatter.
     In eval mode the edge batch norm is folded into the three linear maps (one pass over the edges less).
+    With ``fused`` (see ``use_fused_edges``), training on a CPU with k-regular edges runs the compiled kernels
+    of ``gapkit.models.fused_edges``: the same function and gradients without storing any [edges x 2F] tensor.
     """
 
-    def __init__(self, node_dim: int, edge_dim: int, batch_norm: bool = True) -> None:
+    def __init__(self, node_dim: int, edge_dim: int, batch_norm: bool = True, fused: bool = False) -> None:
         super().__init__()
         self.fc_centre = nn.Linear(node_dim, 2 * node_dim)
         self.fc_neighbour = nn.Linear(node_dim, 2 * node_dim, bias=False)
         self.fc_edge = nn.Linear(edge_dim, 2 * node_dim, bias=False) if edge_dim else None
         self.bn_in = nn.BatchNorm1d(2 * node_dim) if batch_norm else nn.Identity()
         self.bn_out = nn.BatchNorm1d(node_dim) if batch_norm else nn.Identity()
+        self.fused = fused
 
     def _folded(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(scale, shift) of the eval-mode input batch norm, or (None, None) when it must run as a layer."""
@@ -87,15 +90,32 @@ class GatedConv(nn.Module):
             scale, shift = scale * bn.weight, shift * bn.weight + bn.bias
         return scale, shift
 
-    def forward(self, v: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, edge_term: torch.Tensor | None,
+    def forward(self, v: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, edge_attr: torch.Tensor | None,
                 k: int | None = None) -> torch.Tensor:
-        """Update node vectors v [N, F] from edges src -> dst; ``edge_term`` is ``e_ij W_e`` [E, 2F] or None."""
+        """Update node vectors v [N, F] from edges src -> dst with edge features ``edge_attr`` [E, d] (or None)."""
+        if (self.fused and self.training and k is not None and v.device.type == "cpu"
+                and isinstance(self.bn_in, nn.BatchNorm1d)):
+            agg = self._fused_messages(v, src, edge_attr, k)
+        else:
+            agg = self._messages(v, src, dst, edge_attr, k)
+        return F.softplus(v + self.bn_out(agg).to(v.dtype))
+
+    def _edge_linears(self, v: torch.Tensor, edge_attr: torch.Tensor | None, rows: slice):
+        """(centre, neighbour, edge) terms of the output channels ``rows`` (edge: None without edge features)."""
+        w_e = self.fc_edge.weight[rows] if self.fc_edge is not None and edge_attr is not None else None
+        return (F.linear(v, self.fc_centre.weight[rows], self.fc_centre.bias[rows]),
+                F.linear(v, self.fc_neighbour.weight[rows]), None if w_e is None else F.linear(edge_attr, w_e))
+
+    def _messages(self, v, src, dst, edge_attr, k):
+        """Layer by layer: z per edge, batch norm, gates, sum over each atom's neighbours."""
         scale, shift = self._folded()
-        w_c, b_c, w_n = self.fc_centre.weight, self.fc_centre.bias, self.fc_neighbour.weight
-        if scale is not None:
-            w_c, b_c, w_n = w_c * scale[:, None], b_c * scale + shift, w_n * scale[:, None]
-            edge_term = edge_term * scale if edge_term is not None else None
-        centre, neighbour = F.linear(v, w_c, b_c), F.linear(v, w_n)
+        if scale is None:
+            centre, neighbour, edge_term = self._edge_linears(v, edge_attr, slice(None))
+        else:
+            w_c, b_c, w_n = self.fc_centre.weight, self.fc_centre.bias, self.fc_neighbour.weight
+            centre, neighbour = F.linear(v, w_c * scale[:, None], b_c * scale + shift), F.linear(v, w_n * scale[:, None])
+            has_edges = self.fc_edge is not None and edge_attr is not None
+            edge_term = F.linear(edge_attr, self.fc_edge.weight) * scale if has_edges else None
         # index_select, not v[idx]: the same gather, several times faster on CPU for large index vectors
         z = neighbour.index_select(0, src)
         if edge_term is not None:
@@ -110,10 +130,26 @@ class GatedConv(nn.Module):
         filt, core = z.chunk(2, dim=-1)
         msg = torch.sigmoid(filt) * F.softplus(core)
         if k is not None:
-            agg = msg.view(n, k, -1).sum(1)
-        else:
-            agg = torch.zeros(n, msg.shape[1], dtype=msg.dtype, device=msg.device).index_add_(0, dst, msg)
-        return F.softplus(v + self.bn_out(agg).to(v.dtype))
+            return msg.view(n, k, -1).sum(1)
+        return torch.zeros(n, msg.shape[1], dtype=msg.dtype, device=msg.device).index_add_(0, dst, msg)
+
+    def _fused_messages(self, v, src, edge_attr, k):
+        """The same messages in training mode without storing any [edges x 2F] tensor (see fused_edges)."""
+        from gapkit.models.fused_edges import fused_gated_edge_sum
+
+        half = v.shape[1]
+        filt = self._edge_linears(v, edge_attr, slice(0, half))
+        core = self._edge_linears(v, edge_attr, slice(half, 2 * half))
+        edge = None if filt[2] is None else (filt[2], core[2])
+        return fused_gated_edge_sum((filt[1], core[1]), (filt[0], core[0]), edge, src, k, self.bn_in)
+
+
+def use_fused_edges(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch every CGCNN convolution of ``model`` to (or from) the fused CPU training kernels."""
+    for module in model.modules():
+        if isinstance(module, GatedConv):
+            module.fused = enabled
+    return model
 
 
 def regular_degree(edge_dst: torch.Tensor, n_nodes: int) -> int | None:
@@ -155,8 +191,7 @@ class CGCNNModel(nn.Module):
         edge_attr = self.expand(distances) if self.expand is not None else None
         k = regular_degree(edge_dst, v.shape[0])
         for conv in self.convs:
-            edge_term = conv.fc_edge(edge_attr) if edge_attr is not None and conv.fc_edge is not None else None
-            v = conv(v, edge_src, edge_dst, edge_term, k)
+            v = conv(v, edge_src, edge_dst, edge_attr, k)
         crystal = torch.repeat_interleave(torch.arange(n_atoms.shape[0], device=n_atoms.device), n_atoms)
         return F.softplus(mean_pool(v, crystal, n_atoms))
 

@@ -1,9 +1,11 @@
-"""Figures of the structure-search chapter: the active-learning loop, parity, and structures."""
+"""Figures of the structure-search chapter: the active-learning loop, parity, structures, the training study
+and success rates against oracle calls."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from ase import Atoms
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
@@ -93,5 +95,37 @@ def plot_training_study(curves: dict[str, list[float]], grid, baseline: float) -
         ax.set_ylabel("held-out RMSE (eV/atom)")
         ax.sharey(axes[1])
     axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def plot_success_curves(systems: dict[str, pd.DataFrame],
+                        long_random: dict[str, pd.DataFrame] | None = None) -> plt.Figure:
+    """One panel per system: fraction of seeds that found the ground state against oracle calls, for each
+    method of a recorded run (columns named as in ``compare.METHODS``); dashed: random search given a
+    longer budget, where recorded."""
+    from gapkit.search.compare import METHODS, success_table
+
+    long_random = long_random or {}
+    fig, axes = plt.subplots(1, len(systems), figsize=(4.2 * len(systems), 3.4), squeeze=False)
+    colors = dict(zip(METHODS.values(), plt.cm.tab10.colors))
+    for ax, (name, calls) in zip(axes[0], systems.items()):
+        fine = np.arange(1, int(calls["budget"].max()) + 1)
+        for key, label in METHODS.items():
+            if key in calls:
+                ax.step(fine, success_table(calls[[key]], fine)[label], where="post", label=label,
+                        color=colors[label])
+        if name in long_random:
+            longer = long_random[name]
+            fine = np.arange(1, int(longer["budget"].max()) + 1)
+            ax.step(fine, success_table(longer[["random"]], fine)["random search"], where="post", ls="--",
+                    color=colors["random search"], label=f"random search, {fine[-1]} calls")
+        ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_title(f"{name} ({len(calls)} seeds)")
+        ax.set_xlabel("oracle calls")
+        ax.set_ylabel("success rate")
+        ax.set_ylim(-0.03, 1.03)
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig

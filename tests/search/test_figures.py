@@ -1,0 +1,24 @@
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+import pandas as pd
+
+from gapkit.search.figures import plot_success_curves
+
+inf = math.inf
+
+
+def test_success_curves_one_panel_per_system_with_the_longer_random_run():
+    ga = pd.DataFrame({"budget": [100, 200], "ga_potential": [10.0, inf], "random": [inf, 150.0],
+                       "ase_ga": [inf, inf]})
+    longer = pd.DataFrame({"budget": [1000, 1000], "random": [400.0, 150.0]})
+    fig = plot_success_curves({"Si": ga, "TiO2": ga}, {"TiO2": longer})
+    left, right = fig.axes
+    assert [line.get_label() for line in left.get_lines()][:3] == ["GA + potential", "random search", "ase-ga"]
+    dashed = [line for line in right.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and dashed[0].get_label() == "random search, 1000 calls"
+    x, y = dashed[0].get_data()
+    assert y[x == 149][0] == 0 and y[x == 150][0] == 0.5 and y[-1] == 1.0  # both seeds by 400 calls
