@@ -44,7 +44,7 @@ CRABNET_PARAMS = dict(embedding="crabnet_mat2vec", d_model=512, n_layers=3, n_he
 CGCNN_PARAMS = dict(node_features="atom_init", node_dim=64, n_conv=3, hidden_dim=128, n_hidden=1,
                     use_distance=True, cutoff=8.0, max_neighbors=12, gaussian_step=0.2)
 TRAIN_PARAMS = dict(max_epochs=300, batch_size=256, patience=20, lr_min=1e-4, lr_max=1e-2, cycle_epochs=2,
-                    weight_decay=0.0, seed=0, device="auto", mixed_precision=True, progress=False,
+                    weight_decay=0.0, seed=0, device="auto", devices=1, mixed_precision=True, progress=False,
                     run_dir=None, graph_cache=True, fused_edges="auto")
 # fused CGCNN edge kernels cost a one-time compile (~15-50 s on 2 cores) and save ~40 % of every CPU training
 # step: worth it from about this many training batches (measured: benchmarks/graphs_and_training.py)
@@ -184,7 +184,7 @@ class BandGapEstimator:
         if not resume and self.run_dir_.exists():
             shutil.rmtree(self.run_dir_)  # a fresh run: stale checkpoints or logs would be picked up
         config = TrainConfig(max_epochs=p["max_epochs"], run_dir=self.run_dir_, device=p["device"],
-                             patience=p["patience"], mixed_precision=p["mixed_precision"],
+                             devices=p["devices"], patience=p["patience"], mixed_precision=p["mixed_precision"],
                              progress=p["progress"], seed=p["seed"])
         trainer = fit(task, train_ds.loader(p["batch_size"], shuffle=True, seed=p["seed"]),
                       val_ds.loader(p["batch_size"]), config, resume=resume)

@@ -90,9 +90,10 @@ class BandGapTask(L.LightningModule):
         loss = laplace_nll(z, s, y)
         mae = ((z - y).abs() * self.target_std).mean()
         n = y.shape[0]
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=stage != "train")
+        # epoch means over all data-parallel ranks (a no-op in one process)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         self.log(f"{stage}_mae", mae, on_step=False, on_epoch=True, batch_size=n, prog_bar=stage == "val",
-                 sync_dist=stage != "train")
+                 sync_dist=True)
         return loss
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

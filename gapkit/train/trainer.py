@@ -29,7 +29,8 @@ class TrainConfig:
     max_epochs: int = 100
     run_dir: Path | str = "runs/default"
     device: str = "auto"  # "auto", "cpu", "cuda"
-    devices: int | str = 1  # >1 GPUs trains with DDP
+    devices: int | str = 1  # >1 trains data-parallel (DDP: NCCL on GPUs, gloo on CPU processes)
+    strategy: str = "auto"  # Lightning's choice: "ddp" for >1 device ("ddp_fork" in a notebook); or e.g. "ddp_spawn"
     monitor: str = "val_mae"
     mode: str = "min"
     patience: int | None = 20  # early-stopping patience in epochs; None disables it
@@ -67,8 +68,8 @@ def make_trainer(config: TrainConfig, log_version: int = 0) -> L.Trainer:
         warnings.filterwarnings("ignore", message=pattern)
     return L.Trainer(
         accelerator=accelerator,
-        devices=config.devices if accelerator == "cuda" else 1,
-        strategy="ddp" if accelerator == "cuda" and config.devices not in (1, "1") else "auto",
+        devices=config.devices,
+        strategy=config.strategy,
         precision=precision,
         max_epochs=config.max_epochs,
         callbacks=callbacks,

@@ -97,3 +97,26 @@ def test_training_cycles_the_lr_and_resumes_after_an_interrupt(tmp_path):
     assert log["epoch"].tolist() == [0, 1, 2, 3]
     assert {"train_loss", "val_loss", "train_mae", "val_mae"} <= set(log.columns)
     assert log["val_mae"].notna().all()
+
+
+def test_two_data_parallel_processes_train_like_one(tmp_path):
+    """DDP with two CPU processes (gloo) on half batches gives the weights of one process on whole batches:
+    the distributed sampler deals each rank every other row of the same shuffled order, and the gradients
+    are averaged."""
+    ds = tiny_dataset()
+
+    def run(name: str, batch: int, devices: int):
+        torch.manual_seed(0)
+        task = BandGapTask(Linear(), 1.0, 1.0)
+        cfg = TrainConfig(max_epochs=2, run_dir=tmp_path / name, progress=False, patience=None, devices=devices,
+                          strategy="ddp_spawn")
+        fit(task, ds.loader(batch), ds.loader(20), cfg, resume=False)
+        return torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=False)
+
+    one = run("one", 10, devices=1)
+    two = run("two", 5, devices=2)
+    assert two["global_step"] == one["global_step"] == 8
+    for key, value in one["state_dict"].items():
+        torch.testing.assert_close(two["state_dict"][key], value, rtol=1e-5, atol=1e-6)
+    log = read_log(tmp_path / "two")
+    assert log["val_mae"].notna().all() and len(log) == 2
