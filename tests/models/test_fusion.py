@@ -54,3 +54,22 @@ def test_overfits_a_tiny_batch():
     target = torch.tensor([1.0, -1.0, 0.5, -0.2])
     fit_l1(model, batch, target, lr=3e-3)
     assert (model.forward_batch(batch)[0] - target).abs().max() < 0.1
+
+
+@pytest.mark.parametrize("weights", [(0.7, 0.3), "learned"])
+def test_runs_under_bf16_mixed_precision(weights):
+    """The CUDA path trains in bf16-mixed; autocast on the CPU exercises the same dtype handling here."""
+    model = CGCrabNetModel(tiny_crabnet(), tiny_cgcnn(), weights=weights).eval()
+    batch = fused_batch()
+    with torch.no_grad():
+        reference = model.forward_batch(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model.forward_batch(batch)
+    for a, b in zip(low, reference):
+        torch.testing.assert_close(a.float(), b, rtol=0.05, atol=0.05)  # bf16 keeps ~3 significant digits
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z, s = model.train().forward_batch(batch)
+        loss = (z.float() - 1.0).abs().mean() + s.float().mean()
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
