@@ -4,16 +4,18 @@ version, in four passes over the edges instead of about thirty.
 In a CGCNN convolution almost all the time goes to [edges x 2F] tensors: the gathered neighbour term, the
 edge term, their sum z, its batch norm, the sigmoid and softplus gates and their product, each written
 to memory and read back by the next step and again by autograd. On a CPU that traffic, not arithmetic,
-is the cost. Here the edge tensors are never stored: four compiled kernels (``torch.compile``) recompute
-z from its three parts each time they need it,
+is the cost. Here z is never stored: four compiled kernels (``torch.compile``) recompute it from its
+three parts each time they need it,
 
 1. the batch statistics of z (its mean and variance per channel),
-2. the messages, summed over each atom's k neighbours,
+2. the messages, summed over each atom's k neighbours (keeping the three gate values sigmoid(f),
+   softplus(c) and sigmoid(c) for the backward pass, so that it needs no exponentials),
 3. (backward) the two per-channel sums the batch-norm gradient needs,
 4. (backward) dL/dz per edge, summed per centre atom as well,
 
 and the neighbour gradient is one ``index_add``. The batch norm is exactly ``nn.BatchNorm1d``'s training
-step (batch mean and biased variance; running statistics updated with the unbiased variance).
+step (batch mean and biased variance; running statistics updated with the unbiased variance). Filter and
+core halves travel as separate tensors so that each kernel compiles to one loop over the edges.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import warnings
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+
 
 def _edge_z(neighbour: torch.Tensor, centre: torch.Tensor, edge_term: torch.Tensor | None, src: torch.Tensor,
             k: int) -> torch.Tensor:
@@ -91,8 +93,8 @@ _state = {"compiled": True}
 
 def _run(name: str, *args):
     """Run kernel ``name``: compiled, or as plain torch once compilation has failed on this machine."""
-    tensors = [a for a in args if isinstance(a, torch.Tensor)]
-    per_row = [a for a in tensors if a.ndim >= 2 or a.dtype == torch.long]  # first dim: atoms or edges
+    per_row = [a for a in args if isinstance(a, torch.Tensor) and (a.ndim >= 2 or a.dtype == torch.long)]
+    # per_row: tensors whose first dimension counts atoms or edges
     if _state["compiled"] and all(a.shape[0] >= 2 for a in per_row):
         for a in per_row:  # one kernel for every batch size, instead of a second compile at the second size
             torch._dynamo.maybe_mark_dynamic(a, 0)
