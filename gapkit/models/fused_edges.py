@@ -109,7 +109,7 @@ def _run(name: str, *args):
 
 class _GatedEdgeSum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, weight, bias, src, k, eps, stats_out):
+    def forward(ctx, nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, weight, bias, src, k, eps):
         mean_f, mean_c, var_f, var_c = _run("stats", nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, k)
         half = nb_f.shape[1]
         inv_f, inv_c = torch.rsqrt(var_f + eps), torch.rsqrt(var_c + eps)
@@ -117,14 +117,15 @@ class _GatedEdgeSum(torch.autograd.Function):
         shift_f, shift_c = bias[:half] - mean_f * scale_f, bias[half:] - mean_c * scale_c
         out, sf, sp, sc = _run("messages", nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, scale_f, scale_c, shift_f,
                                shift_c, k)
-        stats_out.extend([torch.cat([mean_f, mean_c]), torch.cat([var_f, var_c])])
+        mean, var = torch.cat([mean_f, mean_c]), torch.cat([var_f, var_c])
+        ctx.mark_non_differentiable(mean, var)  # returned for the running statistics only
         ctx.save_for_backward(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, sf, sp, sc, scale_f, scale_c, mean_f, mean_c,
                               inv_f, inv_c)
         ctx.k = k
-        return out
+        return out, mean, var
 
     @staticmethod
-    def backward(ctx, grad_out):
+    def backward(ctx, grad_out, _grad_mean, _grad_var):
         nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, sf, sp, sc, scale_f, scale_c, mean_f, mean_c, inv_f, inv_c = (
             ctx.saved_tensors)
         k, n_edges = ctx.k, src.shape[0]
@@ -140,7 +141,7 @@ class _GatedEdgeSum(torch.autograd.Function):
         d_nb_c = torch.zeros_like(nb_c).index_add_(0, src, dz_c)
         return (d_nb_f, d_nb_c, d_ctr_f, d_ctr_c, dz_f if et_f is not None else None,
                 dz_c if et_c is not None else None, torch.cat([sum_df_x, sum_dc_x]), torch.cat([sum_df, sum_dc]),
-                None, None, None, None)
+                None, None, None)
 
 
 def fused_gated_edge_sum(neighbour: tuple[torch.Tensor, torch.Tensor], centre: tuple[torch.Tensor, torch.Tensor],
@@ -156,10 +157,8 @@ def fused_gated_edge_sum(neighbour: tuple[torch.Tensor, torch.Tensor], centre: t
     if not bn.training or not bn.affine or not bn.track_running_stats or bn.momentum is None:
         raise ValueError("fused_gated_edge_sum needs an affine BatchNorm1d in training mode with running "
                          "statistics and a fixed momentum.")
-    stats: list[torch.Tensor] = []
     et_f, et_c = edge_term if edge_term is not None else (None, None)
-    out = _GatedEdgeSum.apply(*neighbour, *centre, et_f, et_c, bn.weight, bn.bias, src, k, bn.eps, stats)
-    mean, var = stats
+    out, mean, var = _GatedEdgeSum.apply(*neighbour, *centre, et_f, et_c, bn.weight, bn.bias, src, k, bn.eps)
     with torch.no_grad():
         n_edges = src.shape[0]
         bn.running_mean.lerp_(mean, bn.momentum)
