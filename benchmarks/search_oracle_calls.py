@@ -8,6 +8,11 @@ For each seed, the active-learning GA runs to completion; random search then get
 of oracle calls, and so does ASE's GA (ase-ga). Prints calls-to-success per seed and the median (inf = not found within the
 budget). CHGNet is the oracle. Not a test: it measures, it asserts nothing.
 
+``--final-rounds N [--round-patience P] [--frames-every K] [--total-budget B]`` runs the GA with more final
+rounds (each learns from the previous round's oracle relaxations; see ``SearchConfig.final_rounds``); with
+``--record`` such runs are written as ``results/search-<profile>-rounds-<formula>.json`` (pass the same
+``--final-rounds`` to ``--summarise``). ``--methods none`` runs the GA alone.
+
 ``--baseline-budget N [--methods random]`` runs the baselines alone with N oracle calls per seed (no GA), to
 find how many calls they need to reach 50 % success when the GA's budget is too small for that; such runs
 are recorded as ``results/search-<profile>-<formula>-baselines.json``. A baseline's trace does not depend
@@ -56,8 +61,13 @@ def main() -> None:
     parser.add_argument("--summarise", help="summarise a finished CSV instead of running")
     parser.add_argument("--record", action="store_true", help="with --summarise: write results/search-<profile>-<formula>.json")
     parser.add_argument("--baseline-budget", type=int, help="run only the baselines, with this many oracle calls per seed")
-    parser.add_argument("--methods", nargs="+", default=list(BASELINES), choices=list(BASELINES),
-                        help="with --baseline-budget: which baselines")
+    parser.add_argument("--methods", nargs="+", default=list(BASELINES), choices=[*BASELINES, "none"],
+                        help="which baselines run (at --baseline-budget, or at each GA run's budget); 'none' for the GA alone")
+    parser.add_argument("--final-rounds", type=int, default=1,
+                        help="final rounds of the GA (>1: learn from the oracle's relaxations and search again)")
+    parser.add_argument("--round-patience", type=int, default=2, help="with --final-rounds: stop after this many rounds without improvement")
+    parser.add_argument("--frames-every", type=int, default=5, help="with --final-rounds: keep every k-th relaxation step for training")
+    parser.add_argument("--total-budget", type=int, help="with --final-rounds: stop the GA after this many oracle calls")
     parser.add_argument("--notes", default="", help="with --record: added to the record's notes (e.g. which commits ran which seeds)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -70,7 +80,8 @@ def main() -> None:
             from gapkit.runtime import describe_device
 
             # one record per profile and system; the chapter's own quick run writes search-quick.json
-            profile = f"{args.profile}-{args.formula}" + ("" if "ga_potential" in calls else "-baselines")
+            variant = "-rounds" if args.final_rounds > 1 else ""
+            profile = f"{args.profile}{variant}-{args.formula}" + ("" if "ga_potential" in calls else "-baselines")
             path = record_results("search", profile, {
                 "formula": args.formula, "n_atoms": args.n_atoms,  # JSON has no infinity: never found -> null
                 "per_seed": calls.astype(object).where(calls.abs() != float("inf"), None).to_dict("records"),
@@ -90,8 +101,11 @@ def main() -> None:
                 args.formula, args.n_atoms, ref.atoms, chgnet_calculator, args.baseline_budget, seed, relax_steps,
                 tuple(args.methods))}])
         else:
+            overrides = {} if args.final_rounds == 1 else {
+                "final_rounds": args.final_rounds, "round_patience": args.round_patience,
+                "relaxation_frames_every": args.frames_every, "total_budget": args.total_budget}
             row = calls_to_ground_state(args.formula, args.n_atoms, ref.atoms, chgnet_calculator, args.profile,
-                                        [seed])
+                                        [seed], overrides, tuple(m for m in args.methods if m != "none"))
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         print(row.to_string(index=False, header=seed == args.first_seed), flush=True)
         if args.csv:

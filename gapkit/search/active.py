@@ -47,6 +47,14 @@ class SearchConfig:
     final_potential_relax_steps: int = 100  # potential pre-relaxation before the oracle's final relax
     train_energy_window: float = 2.0  # eV/atom above the best oracle energy; higher ones not trained on
     skip_known: bool = True           # never send the oracle a structure it has already labelled
+    # paper: one final stage. More rounds give the potential the oracle's relaxations (every
+    # ``relaxation_frames_every``-th step, with energy, forces and stress the oracle computed anyway),
+    # refit it and search again, until a round limit, ``round_patience`` rounds without a lower oracle
+    # energy, or ``total_budget`` oracle calls (learning loop and final rounds together).
+    final_rounds: int = 1
+    round_patience: int = 2
+    relaxation_frames_every: int = 0  # 0 = learn nothing from the final relaxations (paper)
+    total_budget: int | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
 
     def counts(self) -> dict[str, int]:
@@ -85,7 +93,9 @@ class SearchState:
     dropped: dict[str, int] = field(default_factory=lambda: {"duplicate": 0, "known": 0, "high": 0})
     converged: bool = False
     finished: bool = False
-    final_results: list[OracleResult] = field(default_factory=list)
+    final_results: list[OracleResult] = field(default_factory=list)  # every final round, lowest first
+    final_round: int = 0              # final rounds done
+    stale_rounds: int = 0             # consecutive final rounds without a lower oracle energy
 
     @property
     def best(self) -> Improvement | None:
@@ -220,6 +230,31 @@ def accept_for_training(state: SearchState, result: OracleResult, energy_window:
         state.dropped["duplicate"] += 1
         return False
     return True
+
+
+def learn_from_relaxations(state: SearchState, results: list[OracleResult], energy_window: float = 2.0) -> int:
+    """Add the kept frames of oracle relaxations to the training set; return how many joined.
+
+    Frames within an energy window of the best structure and not duplicating the set join, like any
+    labelled structure; the paper's "already predicted" filter does not apply (nothing predicted them).
+    """
+    added = 0
+    for result in results:
+        for frame in getattr(result, "frames", []):
+            e_atom = frame.energy_ev / len(frame.atoms)
+            if state.best is not None and e_atom > state.best.energy_per_atom + energy_window:
+                state.dropped["high"] += 1
+                continue
+            pool_e = [e / len(a) for a, e in zip(state.train_atoms, state.train_energies)]
+            if is_duplicate(frame.atoms, e_atom, state.train_atoms, pool_e, energy_window=0.01):
+                state.dropped["duplicate"] += 1
+                continue
+            state.train_atoms.append(frame.atoms)
+            state.train_energies.append(frame.energy_ev)
+            state.train_forces.append(frame.forces)
+            state.train_stresses.append(frame.stress)
+            added += 1
+    return added
 
 
 def retrain(state: SearchState, config: SearchConfig) -> None:

@@ -51,6 +51,16 @@ def _calculator(factory: CalculatorFactory) -> Calculator:
 
 
 @dataclass
+class LabelledFrame:
+    """One step of an oracle relaxation with what the oracle computed there (no extra call)."""
+
+    atoms: Atoms
+    energy_ev: float
+    forces: np.ndarray | None
+    stress: np.ndarray | None
+
+
+@dataclass
 class OracleResult:
     """One oracle job: final atoms, total energy (eV) or None if failed, and the calls it cost."""
 
@@ -62,6 +72,7 @@ class OracleResult:
     tag: dict = field(default_factory=dict)
     forces: np.ndarray | None = None  # eV/Å from the same call, when the calculator gives them
     stress: np.ndarray | None = None  # 3x3 eV/Å^3 (ASE sign) from the same call, likewise
+    frames: list["LabelledFrame"] = field(default_factory=list)  # kept steps of a relaxation (see relax)
 
     @property
     def failed(self) -> bool:
@@ -118,8 +129,11 @@ def _free_gradients(atoms: Atoms) -> tuple[np.ndarray | None, np.ndarray | None]
 
 
 def relax(atoms: Atoms, factory: CalculatorFactory, fmax: float = 0.05, steps: int = 100,
-          relax_cell: bool = True, tag: dict | None = None) -> OracleResult:
+          relax_cell: bool = True, tag: dict | None = None, keep_every: int = 0) -> OracleResult:
     """Relax positions (and cell) with the oracle by BFGS; every force evaluation is one relax step.
+
+    ``keep_every`` > 0 keeps every that-many-th step and the last one as :class:`LabelledFrame` s
+    (energy, forces and stress the oracle already computed there): training data at no extra call.
 
     BFGS rather than FIRE: for cells of a few atoms it needs about half the force calls, and force
     calls are the cost being counted.
@@ -128,11 +142,33 @@ def relax(atoms: Atoms, factory: CalculatorFactory, fmax: float = 0.05, steps: i
     than a CHGNet call for these few-atom cells, and both reach the same minimum.
     """
     with single_thread():
-        return _relax(atoms, factory, fmax, steps, relax_cell, tag)
+        return _relax(atoms, factory, fmax, steps, relax_cell, tag, keep_every)
+
+
+def _cached_frame(atoms: Atoms) -> LabelledFrame | None:
+    """The oracle's cached results for ``atoms`` as a frame (None if the cache is for other positions)."""
+    calc = atoms.calc
+    if calc is None or calc.check_state(atoms) or "energy" not in calc.results:
+        return None
+    forces, stress = calc.results.get("forces"), calc.results.get("stress")
+    if stress is not None and np.shape(stress) == (6,):
+        from ase.stress import voigt_6_to_full_3x3_stress
+        stress = voigt_6_to_full_3x3_stress(stress)
+    frame = atoms.copy()
+    frame.calc = None
+    return LabelledFrame(frame, float(calc.results["energy"]), _finite(forces, (len(atoms), 3)),
+                         _finite(stress, (3, 3)))
+
+
+def _finite(value, shape: tuple[int, ...]) -> np.ndarray | None:
+    """``value`` as a float array if it has ``shape`` and is finite everywhere, else None."""
+    if value is None or np.shape(value) != shape or not np.all(np.isfinite(value)):
+        return None
+    return np.array(value, dtype=float)
 
 
 def _relax(atoms: Atoms, factory: CalculatorFactory, fmax: float, steps: int, relax_cell: bool,
-           tag: dict | None) -> OracleResult:
+           tag: dict | None, keep_every: int = 0) -> OracleResult:
     """Body of :func:`relax`."""
     from ase.filters import UnitCellFilter
     from ase.optimize import BFGS
@@ -143,9 +179,14 @@ def _relax(atoms: Atoms, factory: CalculatorFactory, fmax: float, steps: int, re
         atoms.calc = _calculator(factory)
         target = UnitCellFilter(atoms) if relax_cell else atoms
         opt = BFGS(target, logfile=None, maxstep=0.2)
+        seen: list[LabelledFrame | None] = []
+        if keep_every > 0:  # observers run after each step's forces, so the cache matches the positions
+            opt.attach(lambda: seen.append(_cached_frame(atoms)))
         opt.run(fmax=fmax, steps=steps)
         n_eval = opt.nsteps + 1
         energy = float(atoms.get_potential_energy())
+        kept = [f for k, f in enumerate(seen) if f is not None and (k % keep_every == 0 or k == len(seen) - 1)] \
+            if keep_every > 0 else []
     except Exception as err:
         log.warning("oracle relaxation failed: %s", err)
         atoms.calc = None
@@ -153,7 +194,7 @@ def _relax(atoms: Atoms, factory: CalculatorFactory, fmax: float, steps: int, re
     atoms.calc = None
     if not np.isfinite(energy) or not np.all(np.isfinite(atoms.positions)):
         return OracleResult(atoms, None, 0, n_eval, "non-finite energy", tag or {})
-    return OracleResult(atoms, energy, 0, n_eval, "", tag or {})
+    return OracleResult(atoms, energy, 0, n_eval, "", tag or {}, frames=kept)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from ase import Atoms
 
 from gapkit.io import atomic_pickle
 from gapkit.search.active import (SearchConfig, SearchState, accept_for_training, ga_task, init_state,
-                                  known_structures, make_scorer, record_oracle, retrain)
+                                  known_structures, learn_from_relaxations, make_scorer, record_oracle, retrain)
 from gapkit.search.population import is_duplicate, too_close
 from gapkit.search.oracle import CalculatorFactory, OracleResult, chgnet_calculator, relax, single_point
 
@@ -106,23 +106,48 @@ def run_cycle(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
 
 
 def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactory, executor: Executor) -> None:
-    """GA on the potential alone, then the oracle relaxes and ranks the recommended structures."""
+    """One final round: GA on the potential alone, then the oracle relaxes and ranks its picks.
+
+    With ``config.final_rounds`` > 1 the round's relaxations can teach the potential
+    (``relaxation_frames_every``) before the next round searches again; the search finishes at the
+    round limit, after ``round_patience`` rounds without a lower oracle energy, or when
+    ``total_budget`` is spent.
+    """
     systems = list(config.crystal_systems)
+    known = known_structures(state) if config.skip_known and state.final_round > 0 else None
     jobs = executor.map(ga_task, systems, [state.populations[s] for s in systems],
-                        repeat(state.potential), repeat(config), repeat(10_000 + state.cycle),
-                        repeat(config.final_generations), repeat(config.final_per_system))
+                        repeat(state.potential), repeat(config), repeat(10_000 + state.cycle + 1_000 * state.final_round),
+                        repeat(config.final_generations), repeat(config.final_per_system), repeat(known))
     batch = []
     for system, pop, picks in jobs:
         state.populations[system] = pop
-        batch += [(system, pop[k]) for k in picks]
+        for k in picks:
+            pop[k].info["evaluated"] = True
+            batch.append((system, pop[k]))
     # the oracle relaxes the most promising first, so calls-to-success counts what a user would spend
     batch = sorted(_distinct(batch), key=lambda item: item[1].info.get("e_pred", float("inf")))
+    best_before = state.best.energy_per_atom if state.best is not None else float("inf")
     results = list(executor.map(_relax_job, [a for _, a in batch], repeat(oracle), repeat(config),
                                 [s for s, _ in batch], repeat(state.potential)))
     for result in results:
         record_oracle(state, result)
-    state.final_results = sorted(results, key=lambda r: r.energy_per_atom)
-    state.finished = True
+    state.final_results = sorted(state.final_results + results, key=lambda r: r.energy_per_atom)
+    state.final_round += 1
+    improved = state.best is not None and state.best.energy_per_atom < best_before - 1e-9
+    state.stale_rounds = 0 if improved else state.stale_rounds + 1
+    spent = config.total_budget is not None and state.counter.total >= config.total_budget
+    state.finished = (state.final_round >= config.final_rounds or state.stale_rounds >= config.round_patience
+                      or spent or not batch)
+    if not state.finished and config.relaxation_frames_every > 0:
+        added = learn_from_relaxations(state, results, config.train_energy_window)
+        for (system, _), result in zip(batch, results):  # relaxed minima become parents of the next round
+            if not result.failed:
+                relaxed = result.atoms.copy()
+                relaxed.info["evaluated"] = True
+                state.populations[system].append(relaxed)
+        retrain(state, config)
+        log.info("final round %d: %d relaxations, %d frames added, train %d, calls %d", state.final_round,
+                 len(results), added, len(state.train_atoms), state.counter.total)
 
 
 def _distinct(batch: list[tuple[str, Atoms]]) -> list[tuple[str, Atoms]]:
@@ -144,7 +169,8 @@ def _relax_job(atoms, oracle: CalculatorFactory, config: SearchConfig, system: s
         scored = make_scorer(potential, config.final_potential_relax_steps, config.fmax)(atoms)
         if scored is not None and not too_close(scored[0], config.ga.min_distance_factor):
             atoms = scored[0]
-    return relax(atoms, oracle, fmax=config.fmax, steps=config.final_relax_steps, tag={"system": system})
+    return relax(atoms, oracle, fmax=config.fmax, steps=config.final_relax_steps, tag={"system": system},
+                 keep_every=config.relaxation_frames_every if config.final_rounds > 1 else 0)
 
 
 def run_search(config: SearchConfig, oracle: CalculatorFactory = chgnet_calculator,

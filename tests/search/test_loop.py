@@ -64,6 +64,45 @@ def test_oracle_counts_and_failures():
     assert bad.failed and "NotImplementedError" in bad.error and math.isinf(bad.energy_per_atom)
 
 
+def test_relaxation_frames_are_the_oracle_labels_at_no_extra_call():
+    atoms = bulk("Cu", "fcc", 3.4)
+    atoms.rattle(0.1, seed=0)
+    plain = relax(atoms, emt_calculator, steps=30)
+    kept = relax(atoms, emt_calculator, steps=30, keep_every=3)
+    assert kept.n_calls == plain.n_calls and kept.energy_ev == pytest.approx(plain.energy_ev)
+    assert not plain.frames and 2 <= len(kept.frames) <= plain.n_calls
+    assert kept.frames[-1].energy_ev == pytest.approx(kept.energy_ev)
+    for frame in kept.frames:  # what a fresh oracle call on the frame's atoms would say
+        fresh = single_point(frame.atoms, emt_calculator)
+        assert frame.energy_ev == pytest.approx(fresh.energy_ev)
+        np.testing.assert_allclose(frame.forces, fresh.forces, atol=1e-10)
+        np.testing.assert_allclose(frame.stress, fresh.stress, atol=1e-10)
+
+
+def test_final_rounds_learn_from_relaxations_and_resume_exactly(tmp_path):
+    config = _config(seed=2, max_cycles=1, final_rounds=3, round_patience=3, relaxation_frames_every=4)
+    full = run_search(config, emt_calculator, executor=SerialExecutor())
+    assert full.finished and full.final_round == 3
+    single = run_search(_config(seed=2, max_cycles=1), emt_calculator, executor=SerialExecutor())
+    assert single.final_round == 1 and len(full.train_atoms) > len(single.train_atoms)  # frames joined
+    assert len(full.final_results) > len(single.final_results)
+    path = tmp_path / "state.pkl"
+    part = run_search(config, emt_calculator, executor=SerialExecutor(), state_path=path, stop_after_cycles=2)
+    assert part.final_round == 1 and not part.finished  # killed between two final rounds
+    resumed = run_search(config, emt_calculator, executor=SerialExecutor(), state_path=path)
+    assert resumed.counter == full.counter
+    np.testing.assert_allclose(resumed.train_energies, full.train_energies)
+
+
+def test_final_rounds_stop_at_the_total_budget_and_on_patience():
+    spent = run_search(_config(seed=2, max_cycles=1, final_rounds=50, round_patience=50, relaxation_frames_every=4,
+                               total_budget=60), emt_calculator, executor=SerialExecutor())
+    assert spent.finished and spent.counter.total >= 60 and spent.final_round < 50
+    stale = run_search(_config(seed=2, max_cycles=1, final_rounds=50, round_patience=1, relaxation_frames_every=4),
+                       emt_calculator, executor=SerialExecutor())
+    assert stale.finished and stale.stale_rounds == 1 and stale.final_round < 50
+
+
 def test_failing_oracle_marks_structures_failed_and_run_goes_on():
     state = run_search(_config(), flaky_calculator, executor=SerialExecutor())
     assert state.finished and state.counter.failed > 0
