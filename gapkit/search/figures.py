@@ -102,11 +102,12 @@ def plot_training_study(curves: dict[str, list[float]], grid, baseline: float) -
 
 
 def plot_success_curves(systems: dict[str, pd.DataFrame],
-                        long_random: dict[str, pd.DataFrame] | None = None) -> plt.Figure:
+                        long_random: dict[str, pd.DataFrame] | None = None,
+                        more_rounds: dict[str, pd.DataFrame] | None = None) -> plt.Figure:
     """One panel per system: fraction of seeds that found the ground state against oracle calls, for each
     method of a recorded run (columns named as in ``compare.METHODS``); dashed: random search given a
-    longer budget, where recorded."""
-    long_random = long_random or {}
+    longer budget, and the GA run with more final rounds, where recorded."""
+    long_random, more_rounds = long_random or {}, more_rounds or {}
     fig, axes = plt.subplots(1, len(systems), figsize=(4.2 * len(systems), 3.4), squeeze=False)
     colors = dict(zip(METHODS.values(), plt.cm.tab10.colors))
     for ax, (name, calls) in zip(axes[0], systems.items()):
@@ -120,6 +121,11 @@ def plot_success_curves(systems: dict[str, pd.DataFrame],
             fine = np.arange(1, int(longer["budget"].max()) + 1)
             ax.step(fine, success_table(longer[["random"]], fine)["random search"], where="post", ls="--",
                     color=colors["random search"], label=f"random search, {fine[-1]} calls")
+        if name in more_rounds:
+            rounds = more_rounds[name]
+            fine = np.arange(1, int(rounds["budget"].max()) + 1)
+            ax.step(fine, success_table(rounds[["ga_potential"]], fine)["GA + potential"], where="post", ls="--",
+                    color=colors["GA + potential"], label="GA + potential, more rounds")
         ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_title(f"{name} ({len(calls)} seeds)")

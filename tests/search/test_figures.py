@@ -22,3 +22,13 @@ def test_success_curves_one_panel_per_system_with_the_longer_random_run():
     assert len(dashed) == 1 and dashed[0].get_label() == "random search, 1000 calls"
     x, y = dashed[0].get_data()
     assert y[x == 149][0] == 0 and y[x == 150][0] == 0.5 and y[-1] == 1.0  # both seeds by 400 calls
+
+
+def test_success_curves_draw_the_ga_with_more_rounds_dashed():
+    ga = pd.DataFrame({"budget": [100, 200], "ga_potential": [10.0, inf]})
+    rounds = pd.DataFrame({"budget": [300, 900], "ga_potential": [10.0, 600.0]})
+    (ax,) = plot_success_curves({"Si": ga}, more_rounds={"Si": rounds}).axes
+    (dashed,) = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert dashed.get_label() == "GA + potential, more rounds"
+    x, y = dashed.get_data()
+    assert x[-1] == 900 and y[x == 599][0] == 0.5 and y[-1] == 1.0
