@@ -239,16 +239,17 @@ def learn_from_relaxations(state: SearchState, results: list[OracleResult], ener
     labelled structure; the paper's "already predicted" filter does not apply (nothing predicted them).
     """
     added = 0
+    pool_e = [e / len(a) for a, e in zip(state.train_atoms, state.train_energies)]
     for result in results:
         for frame in getattr(result, "frames", []):
             e_atom = frame.energy_ev / len(frame.atoms)
             if state.best is not None and e_atom > state.best.energy_per_atom + energy_window:
                 state.dropped["high"] += 1
                 continue
-            pool_e = [e / len(a) for a, e in zip(state.train_atoms, state.train_energies)]
             if is_duplicate(frame.atoms, e_atom, state.train_atoms, pool_e, energy_window=0.01):
                 state.dropped["duplicate"] += 1
                 continue
+            pool_e.append(e_atom)
             state.train_atoms.append(frame.atoms)
             state.train_energies.append(frame.energy_ev)
             state.train_forces.append(frame.forces)
