@@ -209,6 +209,31 @@ def record_oracle(state: SearchState, result: OracleResult) -> None:
         state.improvements.append(Improvement(state.counter.total, e, result.atoms.copy()))
 
 
+def _too_high(state: SearchState, e_atom: float, energy_window: float) -> bool:
+    """True (and counted) when ``e_atom`` lies more than ``energy_window`` eV/atom above the best."""
+    if state.best is not None and e_atom > state.best.energy_per_atom + energy_window:
+        state.dropped["high"] += 1
+        return True
+    return False
+
+
+def _already_trained(state: SearchState, atoms: Atoms, e_atom: float, pool_e: list[float]) -> bool:
+    """True (and counted) when ``atoms`` duplicates a training structure (``pool_e``: their eV/atom)."""
+    if is_duplicate(atoms, e_atom, state.train_atoms, pool_e, energy_window=0.01):
+        state.dropped["duplicate"] += 1
+        return True
+    return False
+
+
+def add_training_example(state: SearchState, atoms: Atoms, energy_ev: float, forces: np.ndarray | None,
+                         stress: np.ndarray | None) -> None:
+    """Append one oracle-labelled structure to the training set."""
+    state.train_atoms.append(atoms)
+    state.train_energies.append(float(energy_ev))
+    state.train_forces.append(forces)
+    state.train_stresses.append(stress)
+
+
 def accept_for_training(state: SearchState, result: OracleResult, energy_window: float = 2.0) -> bool:
     """Keep a labelled structure unless it duplicates the set, the potential already knew it, or it
     lies more than ``energy_window`` eV/atom above the best structure (such near-collisions would
@@ -216,8 +241,7 @@ def accept_for_training(state: SearchState, result: OracleResult, energy_window:
     if result.failed:
         return False
     atoms, e_atom = result.atoms, result.energy_per_atom
-    if state.best is not None and e_atom > state.best.energy_per_atom + energy_window:
-        state.dropped["high"] += 1
+    if _too_high(state, e_atom, energy_window):
         return False
     pred = atoms.info.get("e_pred")
     if state.min_loss is not None and pred is not None:
@@ -226,10 +250,7 @@ def accept_for_training(state: SearchState, result: OracleResult, energy_window:
             state.dropped["known"] += 1
             return False
     pool_e = [e / len(a) for a, e in zip(state.train_atoms, state.train_energies)]
-    if is_duplicate(atoms, e_atom, state.train_atoms, pool_e, energy_window=0.01):
-        state.dropped["duplicate"] += 1
-        return False
-    return True
+    return not _already_trained(state, atoms, e_atom, pool_e)
 
 
 def learn_from_relaxations(state: SearchState, results: list[OracleResult], energy_window: float = 2.0) -> int:
@@ -241,19 +262,12 @@ def learn_from_relaxations(state: SearchState, results: list[OracleResult], ener
     added = 0
     pool_e = [e / len(a) for a, e in zip(state.train_atoms, state.train_energies)]
     for result in results:
-        for frame in getattr(result, "frames", []):
+        for frame in result.frames:
             e_atom = frame.energy_ev / len(frame.atoms)
-            if state.best is not None and e_atom > state.best.energy_per_atom + energy_window:
-                state.dropped["high"] += 1
-                continue
-            if is_duplicate(frame.atoms, e_atom, state.train_atoms, pool_e, energy_window=0.01):
-                state.dropped["duplicate"] += 1
+            if _too_high(state, e_atom, energy_window) or _already_trained(state, frame.atoms, e_atom, pool_e):
                 continue
             pool_e.append(e_atom)
-            state.train_atoms.append(frame.atoms)
-            state.train_energies.append(frame.energy_ev)
-            state.train_forces.append(frame.forces)
-            state.train_stresses.append(frame.stress)
+            add_training_example(state, frame.atoms, frame.energy_ev, frame.forces, frame.stress)
             added += 1
     return added
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from ase import Atoms
 
 from gapkit.io import atomic_pickle
-from gapkit.search.active import (SearchConfig, SearchState, accept_for_training, ga_task, init_state,
-                                  known_structures, learn_from_relaxations, make_scorer, record_oracle, retrain)
+from gapkit.search.active import (SearchConfig, SearchState, accept_for_training, add_training_example, ga_task,
+                                  init_state, known_structures, learn_from_relaxations, make_scorer, record_oracle,
+                                  retrain)
 from gapkit.search.population import is_duplicate, too_close
 from gapkit.search.oracle import CalculatorFactory, OracleResult, chgnet_calculator, relax, single_point
 
@@ -71,12 +72,7 @@ def run_cycle(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
                         repeat(state.potential), repeat(config), repeat(state.cycle),
                         repeat(config.ga_generations), repeat(config.recommend_per_system),
                         repeat(known_structures(state) if config.skip_known else None))
-    batch = []
-    for system, pop, picks in jobs:
-        state.populations[system] = pop
-        for k in picks:
-            pop[k].info["evaluated"] = True
-            batch.append((system, pop[k]))
+    batch = _take_picks(state, jobs)
     n_picked = len(batch)
     batch = _distinct(batch)  # two crystal systems can recommend the same structure: label it once
     state.dropped["repeated pick"] = state.dropped.get("repeated pick", 0) + n_picked - len(batch)
@@ -92,10 +88,7 @@ def run_cycle(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
             state.best_per_system[system].append(
                 min([result.energy_per_atom] + state.best_per_system[system][-1:]))
         if accept_for_training(state, result, config.train_energy_window):
-            state.train_atoms.append(result.atoms)
-            state.train_energies.append(float(result.energy_ev))
-            state.train_forces.append(result.forces)
-            state.train_stresses.append(result.stress)
+            add_training_example(state, result.atoms, result.energy_ev, result.forces, result.stress)
             added += 1
     retrain(state, config)
     log.info("cycle %d: %d oracle jobs, %d added, train %d, val RMSE %s, calls %d", state.cycle,
@@ -118,12 +111,7 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     jobs = executor.map(ga_task, systems, [state.populations[s] for s in systems],
                         repeat(state.potential), repeat(config), repeat(10_000 + state.cycle + 1_000 * state.final_round),
                         repeat(config.final_generations), repeat(config.final_per_system), repeat(known))
-    batch = []
-    for system, pop, picks in jobs:
-        state.populations[system] = pop
-        for k in picks:
-            pop[k].info["evaluated"] = True
-            batch.append((system, pop[k]))
+    batch = _take_picks(state, jobs)
     # the oracle relaxes the most promising first, so calls-to-success counts what a user would spend
     batch = sorted(_distinct(batch), key=lambda item: item[1].info.get("e_pred", float("inf")))
     best_before = state.best.energy_per_atom if state.best is not None else float("inf")
@@ -148,6 +136,17 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
         retrain(state, config)
         log.info("final round %d: %d relaxations, %d frames added, train %d, calls %d", state.final_round,
                  len(results), added, len(state.train_atoms), state.counter.total)
+
+
+def _take_picks(state: SearchState, jobs) -> list[tuple[str, Atoms]]:
+    """Store each system's new population; return its picks as (system, atoms), marked as sent to the oracle."""
+    batch = []
+    for system, pop, picks in jobs:
+        state.populations[system] = pop
+        for k in picks:
+            pop[k].info["evaluated"] = True
+            batch.append((system, pop[k]))
+    return batch
 
 
 def _distinct(batch: list[tuple[str, Atoms]]) -> list[tuple[str, Atoms]]:
