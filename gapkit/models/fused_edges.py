@@ -9,13 +9,15 @@ three parts each time they need it,
 
 1. the batch statistics of z (its mean and variance per channel),
 2. the messages, summed over each atom's k neighbours (keeping the three gate values sigmoid(f),
-   softplus(c) and sigmoid(c) for the backward pass, so that it needs no exponentials),
+   softplus(c) and sigmoid(c) for the backward pass, so that it needs no exponentials: recomputing them
+   costs more than storing them, measured),
 3. (backward) the two per-channel sums the batch-norm gradient needs,
 4. (backward) dL/dz per edge, summed per centre atom as well,
 
-and the neighbour gradient is one ``index_add``. The batch norm is exactly ``nn.BatchNorm1d``'s training
-step (batch mean and biased variance; running statistics updated with the unbiased variance). Filter and
-core halves travel as separate tensors so that each kernel compiles to one loop over the edges.
+and the neighbour gradient is one ``index_add``. Besides the gates, the only [edges x 2F] tensors are the edge
+term (an input) and dL/dz (its gradient). The batch norm is exactly ``nn.BatchNorm1d``'s training step (batch
+mean and biased variance; running statistics updated with the unbiased variance). Inside the kernels the
+filter and core halves are separate views, so that each kernel compiles to one loop over the edges.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ def _grad_edge_kernel(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, sf, sp, sc, sca
     df, dc = _dy(sf, sp, sc, grad_out)
     dz_f, dz_c = df * scale_f + zf * b_f + c0_f, dc * scale_c + zc * b_c + c0_c
     n = zf.shape[0]
-    return dz_f.reshape(n * k, -1), dz_c.reshape(n * k, -1), dz_f.sum(1), dz_c.sum(1)
+    # one [edges x 2F] gradient, so that the neighbour scatter and the edge weights' product run once
+    return torch.cat([dz_f, dz_c], dim=-1).reshape(n * k, -1), torch.cat([dz_f.sum(1), dz_c.sum(1)], dim=-1)
 
 
 _KERNELS = {"stats": _stats_kernel, "messages": _message_kernel, "grad_stats": _grad_stats_kernel,
@@ -107,58 +110,62 @@ def _run(name: str, *args):
     return _KERNELS[name](*args)
 
 
+def _halves(t: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(filter, core) column views of a [rows, 2F] tensor."""
+    if t is None:
+        return None, None
+    half = t.shape[1] // 2
+    return t[:, :half], t[:, half:]
+
+
 class _GatedEdgeSum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, weight, bias, src, k, eps):
-        mean_f, mean_c, var_f, var_c = _run("stats", nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, k)
-        half = nb_f.shape[1]
+    def forward(ctx, neighbour, centre, edge_term, weight, bias, src, k, eps):
+        parts = (*_halves(neighbour), *_halves(centre), *_halves(edge_term), src)
+        mean_f, mean_c, var_f, var_c = _run("stats", *parts, k)
+        half = neighbour.shape[1] // 2
         inv_f, inv_c = torch.rsqrt(var_f + eps), torch.rsqrt(var_c + eps)
         scale_f, scale_c = weight[:half] * inv_f, weight[half:] * inv_c
         shift_f, shift_c = bias[:half] - mean_f * scale_f, bias[half:] - mean_c * scale_c
-        out, sf, sp, sc = _run("messages", nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, scale_f, scale_c, shift_f,
-                               shift_c, k)
+        out, sf, sp, sc = _run("messages", *parts, scale_f, scale_c, shift_f, shift_c, k)
         mean, var = torch.cat([mean_f, mean_c]), torch.cat([var_f, var_c])
         ctx.mark_non_differentiable(mean, var)  # returned for the running statistics only
-        ctx.save_for_backward(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, sf, sp, sc, scale_f, scale_c, mean_f, mean_c,
-                              inv_f, inv_c)
+        ctx.save_for_backward(neighbour, centre, edge_term, src, sf, sp, sc, scale_f, scale_c, mean_f, mean_c, inv_f,
+                              inv_c)
         ctx.k = k
         return out, mean, var
 
     @staticmethod
     def backward(ctx, grad_out, _grad_mean, _grad_var):
-        nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, sf, sp, sc, scale_f, scale_c, mean_f, mean_c, inv_f, inv_c = (
+        neighbour, centre, edge_term, src, sf, sp, sc, scale_f, scale_c, mean_f, mean_c, inv_f, inv_c = (
             ctx.saved_tensors)
         k, n_edges = ctx.k, src.shape[0]
         grad_out = grad_out.contiguous()
-        common = (nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, sf, sp, sc)
+        common = (*_halves(neighbour), *_halves(centre), *_halves(edge_term), src, sf, sp, sc)
         sum_df, sum_dc, sum_df_x, sum_dc_x = (
             s.sum(0) for s in _run("grad_stats", *common, mean_f, mean_c, inv_f, inv_c, grad_out, k))
         # dz = scale * (dy - mean(dy) - xhat * mean(dy * xhat)), written as scale*dy + b*z + c0 per channel
         b_f, b_c = -scale_f * inv_f * sum_df_x / n_edges, -scale_c * inv_c * sum_dc_x / n_edges
         c0_f, c0_c = -scale_f * sum_df / n_edges - b_f * mean_f, -scale_c * sum_dc / n_edges - b_c * mean_c
-        dz_f, dz_c, d_ctr_f, d_ctr_c = _run("grad_edges", *common, scale_f, scale_c, b_f, b_c, c0_f, c0_c, grad_out, k)
-        d_nb_f = torch.zeros_like(nb_f).index_add_(0, src, dz_f)
-        d_nb_c = torch.zeros_like(nb_c).index_add_(0, src, dz_c)
-        return (d_nb_f, d_nb_c, d_ctr_f, d_ctr_c, dz_f if et_f is not None else None,
-                dz_c if et_c is not None else None, torch.cat([sum_df_x, sum_dc_x]), torch.cat([sum_df, sum_dc]),
-                None, None, None)
+        dz, d_centre = _run("grad_edges", *common, scale_f, scale_c, b_f, b_c, c0_f, c0_c, grad_out, k)
+        d_neighbour = torch.zeros_like(neighbour).index_add_(0, src, dz)
+        return (d_neighbour, d_centre, dz if edge_term is not None else None, torch.cat([sum_df_x, sum_dc_x]),
+                torch.cat([sum_df, sum_dc]), None, None, None)
 
 
-def fused_gated_edge_sum(neighbour: tuple[torch.Tensor, torch.Tensor], centre: tuple[torch.Tensor, torch.Tensor],
-                         edge_term: tuple[torch.Tensor, torch.Tensor] | None, src: torch.Tensor, k: int,
-                         bn: nn.BatchNorm1d) -> torch.Tensor:
+def fused_gated_edge_sum(neighbour: torch.Tensor, centre: torch.Tensor, edge_term: torch.Tensor | None,
+                         src: torch.Tensor, k: int, bn: nn.BatchNorm1d) -> torch.Tensor:
     """sum_k sigmoid(f) * softplus(c) with [f, c] = bn(neighbour[src] + edge_term + centre), bn in training mode.
 
-    Each term comes as its (filter, core) halves: ``centre`` [n, F] each, every atom's own term;
-    ``neighbour`` [n, F] each, the term it sends; ``edge_term`` [n*k, F] each (or None), the bond term. Edges
-    are stored centre by centre, k per atom. ``bn`` normalises the 2F channels [filter, core] and its running
-    statistics are updated as ``nn.BatchNorm1d`` does.
+    Each term has 2F channels [filter, core]: ``centre`` [n, 2F], every atom's own term; ``neighbour`` [n, 2F],
+    the term it sends; ``edge_term`` [n*k, 2F] (or None), the bond term. Edges are stored centre by centre,
+    k per atom. ``bn`` normalises the 2F channels and its running statistics are updated as
+    ``nn.BatchNorm1d`` does. Returns [n, F].
     """
     if not bn.training or not bn.affine or not bn.track_running_stats or bn.momentum is None:
         raise ValueError("fused_gated_edge_sum needs an affine BatchNorm1d in training mode with running "
                          "statistics and a fixed momentum.")
-    et_f, et_c = edge_term if edge_term is not None else (None, None)
-    out, mean, var = _GatedEdgeSum.apply(*neighbour, *centre, et_f, et_c, bn.weight, bn.bias, src, k, bn.eps)
+    out, mean, var = _GatedEdgeSum.apply(neighbour, centre, edge_term, bn.weight, bn.bias, src, k, bn.eps)
     with torch.no_grad():
         n_edges = src.shape[0]
         bn.running_mean.lerp_(mean, bn.momentum)

@@ -19,7 +19,7 @@ import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
-from gapkit.runtime import resolve_device
+from gapkit.runtime import keep_large_allocations, resolve_device
 
 
 @dataclass
@@ -94,6 +94,8 @@ def fit(task: L.LightningModule, train_loader, val_loader=None, config: TrainCon
         resume: bool = True) -> L.Trainer:
     """Train ``task``; with ``resume`` a run killed midway continues from its last checkpoint."""
     config = config or TrainConfig()
+    if _accelerator(config.device) == "cpu":
+        keep_large_allocations()
     L.seed_everything(config.seed, workers=True, verbose=False)
     ckpt = last_checkpoint(config.run_dir) if resume else None
     # Each resumed segment logs to its own CSV (Lightning would overwrite one); read_log joins them.

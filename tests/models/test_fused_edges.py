@@ -40,8 +40,7 @@ def layer_by_layer(src, neighbour, centre, edge, bn):
 
 
 def fused(src, neighbour, centre, edge, bn):
-    halves = None if edge is None else edge.chunk(2, -1)
-    return fused_edges.fused_gated_edge_sum(neighbour.chunk(2, -1), centre.chunk(2, -1), halves, src, K, bn)
+    return fused_edges.fused_gated_edge_sum(neighbour, centre, edge, src, K, bn)
 
 
 def outputs_and_grads(fn, with_edges):
