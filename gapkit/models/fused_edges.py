@@ -8,11 +8,11 @@ is the cost. Here z is never stored: four compiled kernels (``torch.compile``) r
 three parts each time they need it,
 
 1. the batch statistics of z (its mean and variance per channel),
-2. the messages, summed over each atom's k neighbours (keeping the three gate values sigmoid(f),
-   softplus(c) and sigmoid(c) for the backward pass, so that it needs no exponentials: recomputing them
+2. the messages per edge (keeping the message's two derivatives by the
+   normalised f and c for the backward pass, so that it needs no exponentials: recomputing the gates
    costs more than storing them, measured),
 3. (backward) the two per-channel sums the batch-norm gradient needs,
-4. (backward) dL/dz per edge, summed per centre atom as well,
+4. (backward) dL/dz per edge (its sum per centre atom follows from per-atom sums of passes 1 and 3),
 
 and the neighbour gradient is one ``index_add``. Besides the gates, the only [edges x 2F] tensors are the edge
 term (an input) and dL/dz (its gradient). The batch norm is exactly ``nn.BatchNorm1d``'s training step (batch
@@ -38,9 +38,16 @@ def _edge_z(neighbour: torch.Tensor, centre: torch.Tensor, edge_term: torch.Tens
 
 
 def _stats_kernel(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, k: int):
-    var_f, mean_f = torch.var_mean(_edge_z(nb_f, ctr_f, et_f, src, k), dim=(0, 1), correction=0)
-    var_c, mean_c = torch.var_mean(_edge_z(nb_c, ctr_c, et_c, src, k), dim=(0, 1), correction=0)
-    return mean_f, mean_c, var_f, var_c
+    # Sums of z and z^2 per atom (an inner reduction over its k edges) in float64, so that one pass over the
+    # edges gives the variance without cancellation (var_mean would take three); combined in _batch_stats.
+    zf, zc = _edge_z(nb_f, ctr_f, et_f, src, k).double(), _edge_z(nb_c, ctr_c, et_c, src, k).double()
+    return zf.sum(1), zc.sum(1), (zf * zf).sum(1), (zc * zc).sum(1)
+
+
+def _batch_stats(sums: torch.Tensor, squares: torch.Tensor, n_edges: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch mean and biased variance per channel (float32) from per-atom float64 sums of z and z^2."""
+    mean = sums.sum(0) / n_edges
+    return mean.float(), (squares.sum(0) / n_edges - mean * mean).clamp(min=0.0).float()
 
 
 def _gates(f: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -54,32 +61,34 @@ def _message_kernel(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, scale_f, scale_c,
     f = _edge_z(nb_f, ctr_f, et_f, src, k) * scale_f + shift_f
     c = _edge_z(nb_c, ctr_c, et_c, src, k) * scale_c + shift_c
     sf, sp, sc = _gates(f, c)
-    return (sf * sp).sum(1), sf, sp, sc
+    # Per edge, not summed over k here: inductor does not fuse a sum over the middle dimension into this loop
+    # (and per-atom sums here would cost more passes than the backward's own, measured). The message's
+    # derivatives by y_f and y_c are all the backward pass needs of the gates (two tensors, not three).
+    return sf * sp, sp * sf * (1 - sf), sf * sc
 
 
-def _dy(sf, sp, sc, grad_out):
+def _dy(dmsg_f, dmsg_c, grad_out):
     """dL/dy of the two halves for L = <grad_out, sum_k sigmoid(y_f) * softplus(y_c)>."""
     g = grad_out.unsqueeze(1)
-    return g * sp * sf * (1 - sf), g * sf * sc
+    return g * dmsg_f, g * dmsg_c
 
 
-def _grad_stats_kernel(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, sf, sp, sc, mean_f, mean_c, inv_f, inv_c,
+def _grad_stats_kernel(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, dmsg_f, dmsg_c, mean_f, mean_c, inv_f, inv_c,
                        grad_out, k: int):
-    df, dc = _dy(sf, sp, sc, grad_out)
+    df, dc = _dy(dmsg_f, dmsg_c, grad_out)
     xf = (_edge_z(nb_f, ctr_f, et_f, src, k) - mean_f) * inv_f
     xc = (_edge_z(nb_c, ctr_c, et_c, src, k) - mean_c) * inv_c
     # per-atom partial sums first: an inner reduction, which compiles to one pass
     return df.sum(1), dc.sum(1), (df * xf).sum(1), (dc * xc).sum(1)
 
 
-def _grad_edge_kernel(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, sf, sp, sc, scale_f, scale_c, b_f, b_c, c0_f, c0_c,
-                      grad_out, k: int):
+def _grad_edge_kernel(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, dmsg_f, dmsg_c, scale_f, scale_c, b_f, b_c, c0_f,
+                      c0_c, grad_out, k: int):
     zf, zc = _edge_z(nb_f, ctr_f, et_f, src, k), _edge_z(nb_c, ctr_c, et_c, src, k)
-    df, dc = _dy(sf, sp, sc, grad_out)
+    df, dc = _dy(dmsg_f, dmsg_c, grad_out)
     dz_f, dz_c = df * scale_f + zf * b_f + c0_f, dc * scale_c + zc * b_c + c0_c
-    n = zf.shape[0]
     # one [edges x 2F] gradient, so that the neighbour scatter and the edge weights' product run once
-    return torch.cat([dz_f, dz_c], dim=-1).reshape(n * k, -1), torch.cat([dz_f.sum(1), dz_c.sum(1)], dim=-1)
+    return torch.cat([dz_f, dz_c], dim=-1).reshape(zf.shape[0] * k, -1)
 
 
 _KERNELS = {"stats": _stats_kernel, "messages": _message_kernel, "grad_stats": _grad_stats_kernel,
@@ -102,7 +111,8 @@ def _run(name: str, *args):
         for a in per_row:  # one kernel for every batch size, instead of a second compile at the second size
             torch._dynamo.maybe_mark_dynamic(a, 0)
         try:
-            return _compiled(name)(*args)
+            with torch.profiler.record_function(f"fused_edges.{name}"):  # named in profiles
+                return _compiled(name)(*args)
         except Exception as err:  # no C++ compiler, unsupported platform: the same maths, unfused
             _state["compiled"] = False
             warnings.warn(f"torch.compile is unavailable here ({type(err).__name__}: {err}); CGCNN edge "
@@ -111,43 +121,50 @@ def _run(name: str, *args):
 
 
 def _halves(t: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(filter, core) column views of a [rows, 2F] tensor."""
+    """(filter, core) views of the last dimension (2F channels) of a tensor."""
     if t is None:
         return None, None
-    half = t.shape[1] // 2
-    return t[:, :half], t[:, half:]
+    half = t.shape[-1] // 2
+    return t[..., :half], t[..., half:]
 
 
 class _GatedEdgeSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, neighbour, centre, edge_term, weight, bias, src, k, eps):
         parts = (*_halves(neighbour), *_halves(centre), *_halves(edge_term), src)
-        mean_f, mean_c, var_f, var_c = _run("stats", *parts, k)
-        half = neighbour.shape[1] // 2
+        sum_f, sum_c, square_f, square_c = _run("stats", *parts, k)
+        n_edges = src.shape[0]
+        (mean_f, var_f), (mean_c, var_c) = _batch_stats(sum_f, square_f, n_edges), _batch_stats(sum_c, square_c, n_edges)
+        atom_mean_f, atom_mean_c = (sum_f / k).float(), (sum_c / k).float()
         inv_f, inv_c = torch.rsqrt(var_f + eps), torch.rsqrt(var_c + eps)
-        scale_f, scale_c = weight[:half] * inv_f, weight[half:] * inv_c
-        shift_f, shift_c = bias[:half] - mean_f * scale_f, bias[half:] - mean_c * scale_c
-        out, sf, sp, sc = _run("messages", *parts, scale_f, scale_c, shift_f, shift_c, k)
+        (weight_f, weight_c), (bias_f, bias_c) = _halves(weight), _halves(bias)
+        scale_f, scale_c = weight_f * inv_f, weight_c * inv_c
+        shift_f, shift_c = bias_f - mean_f * scale_f, bias_c - mean_c * scale_c
+        msg, dmsg_f, dmsg_c = _run("messages", *parts, scale_f, scale_c, shift_f, shift_c, k)
+        out = msg.sum(1)
         mean, var = torch.cat([mean_f, mean_c]), torch.cat([var_f, var_c])
         ctx.mark_non_differentiable(mean, var)  # returned for the running statistics only
-        ctx.save_for_backward(neighbour, centre, edge_term, src, sf, sp, sc, scale_f, scale_c, mean_f, mean_c, inv_f,
-                              inv_c)
+        ctx.save_for_backward(neighbour, centre, edge_term, src, dmsg_f, dmsg_c, scale_f, scale_c, mean_f, mean_c,
+                              inv_f, inv_c, atom_mean_f, atom_mean_c)
         ctx.k = k
         return out, mean, var
 
     @staticmethod
     def backward(ctx, grad_out, _grad_mean, _grad_var):
-        neighbour, centre, edge_term, src, sf, sp, sc, scale_f, scale_c, mean_f, mean_c, inv_f, inv_c = (
-            ctx.saved_tensors)
+        (neighbour, centre, edge_term, src, dmsg_f, dmsg_c, scale_f, scale_c, mean_f, mean_c, inv_f, inv_c,
+         atom_mean_f, atom_mean_c) = ctx.saved_tensors
         k, n_edges = ctx.k, src.shape[0]
         grad_out = grad_out.contiguous()
-        common = (*_halves(neighbour), *_halves(centre), *_halves(edge_term), src, sf, sp, sc)
-        sum_df, sum_dc, sum_df_x, sum_dc_x = (
-            s.sum(0) for s in _run("grad_stats", *common, mean_f, mean_c, inv_f, inv_c, grad_out, k))
+        common = (*_halves(neighbour), *_halves(centre), *_halves(edge_term), src, dmsg_f, dmsg_c)
+        atom_df, atom_dc, atom_df_x, atom_dc_x = _run("grad_stats", *common, mean_f, mean_c, inv_f, inv_c, grad_out, k)
+        sum_df, sum_dc, sum_df_x, sum_dc_x = atom_df.sum(0), atom_dc.sum(0), atom_df_x.sum(0), atom_dc_x.sum(0)
         # dz = scale * (dy - mean(dy) - xhat * mean(dy * xhat)), written as scale*dy + b*z + c0 per channel
         b_f, b_c = -scale_f * inv_f * sum_df_x / n_edges, -scale_c * inv_c * sum_dc_x / n_edges
         c0_f, c0_c = -scale_f * sum_df / n_edges - b_f * mean_f, -scale_c * sum_dc / n_edges - b_c * mean_c
-        dz, d_centre = _run("grad_edges", *common, scale_f, scale_c, b_f, b_c, c0_f, c0_c, grad_out, k)
+        dz = _run("grad_edges", *common, scale_f, scale_c, b_f, b_c, c0_f, c0_c, grad_out, k)
+        # the centre's gradient is dz summed over its k edges: from per-atom sums already at hand, no pass
+        d_centre = torch.cat([scale_f * atom_df + k * (b_f * atom_mean_f + c0_f),
+                              scale_c * atom_dc + k * (b_c * atom_mean_c + c0_c)], dim=-1)
         d_neighbour = torch.zeros_like(neighbour).index_add_(0, src, dz)
         return (d_neighbour, d_centre, dz if edge_term is not None else None, torch.cat([sum_df_x, sum_dc_x]),
                 torch.cat([sum_df, sum_dc]), None, None, None)
