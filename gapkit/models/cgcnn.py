@@ -107,23 +107,23 @@ class GatedConv(nn.Module):
             agg = self._messages(v, src, dst, edge_attr, k)
         return F.softplus(v + self.bn_out(agg).to(v.dtype))
 
-    def _edge_linears(self, v: torch.Tensor, edge_attr: torch.Tensor | None, rows: slice,
-                      scale: torch.Tensor | None = None, shift: torch.Tensor | None = None):
-        """(centre, neighbour, edge) terms of the output channels ``rows`` (edge: None without edge features),
-        with an eval-mode batch norm's ``scale``/``shift`` folded in when given."""
-        w_c, b_c, w_n = self.fc_centre.weight[rows], self.fc_centre.bias[rows], self.fc_neighbour.weight[rows]
+    def _edge_linears(self, v: torch.Tensor, edge_attr: torch.Tensor | None, scale: torch.Tensor | None = None,
+                      shift: torch.Tensor | None = None):
+        """(centre, neighbour, edge) terms (edge: None without edge features), with an eval-mode batch norm's
+        ``scale``/``shift`` folded in when given."""
+        w_c, b_c, w_n = self.fc_centre.weight, self.fc_centre.bias, self.fc_neighbour.weight
         if scale is not None:
             w_c, b_c, w_n = w_c * scale[:, None], b_c * scale + shift, w_n * scale[:, None]
         edge = None
         if self.fc_edge is not None and edge_attr is not None:
-            edge = F.linear(edge_attr, self.fc_edge.weight[rows])
+            edge = F.linear(edge_attr, self.fc_edge.weight)
             edge = edge * scale if scale is not None else edge
         return F.linear(v, w_c, b_c), F.linear(v, w_n), edge
 
     def _messages(self, v, src, dst, edge_attr, k):
         """Layer by layer: z per edge, batch norm, gates, sum over each atom's neighbours."""
         scale, shift = self._folded()
-        centre, neighbour, edge_term = self._edge_linears(v, edge_attr, slice(None), scale, shift)
+        centre, neighbour, edge_term = self._edge_linears(v, edge_attr, scale, shift)
         # index_select, not v[idx]: the same gather, several times faster on CPU for large index vectors
         z = neighbour.index_select(0, src)
         if edge_term is not None:
@@ -145,8 +145,11 @@ class GatedConv(nn.Module):
         """The same messages in training mode without storing z or its gates (see fused_edges)."""
         from gapkit.models.fused_edges import fused_gated_edge_sum
 
-        centre, neighbour, edge = self._edge_linears(v, edge_attr, slice(None))
-        return fused_gated_edge_sum(neighbour, centre, edge, src, k, self.bn_in)
+        centre, neighbour = self.fc_centre(v), self.fc_neighbour(v)
+        if self.fc_edge is None or edge_attr is None:
+            return fused_gated_edge_sum(neighbour, centre, None, None, src, k, self.bn_in)
+        # the edge map runs inside, where its weight gradient is computed the faster way round
+        return fused_gated_edge_sum(neighbour, centre, edge_attr, self.fc_edge.weight, src, k, self.bn_in)
 
 
 def use_fused_edges(model: nn.Module, enabled: bool = True) -> nn.Module:

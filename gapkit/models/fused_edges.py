@@ -130,7 +130,8 @@ def _halves(t: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor |
 
 class _GatedEdgeSum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, neighbour, centre, edge_term, weight, bias, src, k, eps):
+    def forward(ctx, neighbour, centre, edge_attr, edge_weight, weight, bias, src, k, eps):
+        edge_term = None if edge_attr is None else torch.nn.functional.linear(edge_attr, edge_weight)
         parts = (*_halves(neighbour), *_halves(centre), *_halves(edge_term), src)
         sum_f, sum_c, square_f, square_c = _run("stats", *parts, k)
         n_edges = src.shape[0]
@@ -144,14 +145,14 @@ class _GatedEdgeSum(torch.autograd.Function):
         out = msg.sum(1)
         mean, var = torch.cat([mean_f, mean_c]), torch.cat([var_f, var_c])
         ctx.mark_non_differentiable(mean, var)  # returned for the running statistics only
-        ctx.save_for_backward(neighbour, centre, edge_term, src, dmsg_f, dmsg_c, scale_f, scale_c, mean_f, mean_c,
-                              inv_f, inv_c, atom_mean_f, atom_mean_c)
+        ctx.save_for_backward(neighbour, centre, edge_term, edge_attr, edge_weight, src, dmsg_f, dmsg_c, scale_f, scale_c, mean_f,
+                              mean_c, inv_f, inv_c, atom_mean_f, atom_mean_c)
         ctx.k = k
         return out, mean, var
 
     @staticmethod
     def backward(ctx, grad_out, _grad_mean, _grad_var):
-        (neighbour, centre, edge_term, src, dmsg_f, dmsg_c, scale_f, scale_c, mean_f, mean_c, inv_f, inv_c,
+        (neighbour, centre, edge_term, edge_attr, edge_weight, src, dmsg_f, dmsg_c, scale_f, scale_c, mean_f, mean_c, inv_f, inv_c,
          atom_mean_f, atom_mean_c) = ctx.saved_tensors
         k, n_edges = ctx.k, src.shape[0]
         grad_out = grad_out.contiguous()
@@ -166,23 +167,30 @@ class _GatedEdgeSum(torch.autograd.Function):
         d_centre = torch.cat([scale_f * atom_df + k * (b_f * atom_mean_f + c0_f),
                               scale_c * atom_dc + k * (b_c * atom_mean_c + c0_c)], dim=-1)
         d_neighbour = torch.zeros_like(neighbour).index_add_(0, src, dz)
-        return (d_neighbour, d_centre, dz if edge_term is not None else None, torch.cat([sum_df_x, sum_dc_x]),
+        d_attr = d_edge_weight = None
+        if edge_attr is not None:
+            # attr^T dz, transposed: the same product as autograd's dz^T attr, ~20 % faster for [edges x 41] on MKL
+            d_edge_weight = edge_attr.t().mm(dz).t() if ctx.needs_input_grad[3] else None
+            d_attr = dz.mm(edge_weight) if ctx.needs_input_grad[2] else None
+        return (d_neighbour, d_centre, d_attr, d_edge_weight, torch.cat([sum_df_x, sum_dc_x]),
                 torch.cat([sum_df, sum_dc]), None, None, None)
 
 
-def fused_gated_edge_sum(neighbour: torch.Tensor, centre: torch.Tensor, edge_term: torch.Tensor | None,
-                         src: torch.Tensor, k: int, bn: nn.BatchNorm1d) -> torch.Tensor:
-    """sum_k sigmoid(f) * softplus(c) with [f, c] = bn(neighbour[src] + edge_term + centre), bn in training mode.
+def fused_gated_edge_sum(neighbour: torch.Tensor, centre: torch.Tensor, edge_attr: torch.Tensor | None,
+                         edge_weight: torch.Tensor | None, src: torch.Tensor, k: int, bn: nn.BatchNorm1d) -> torch.Tensor:
+    """sum_k sigmoid(f) * softplus(c) with [f, c] = bn(neighbour[src] + edge_attr W^T + centre), bn in training mode.
 
     Each term has 2F channels [filter, core]: ``centre`` [n, 2F], every atom's own term; ``neighbour`` [n, 2F],
-    the term it sends; ``edge_term`` [n*k, 2F] (or None), the bond term. Edges are stored centre by centre,
-    k per atom. ``bn`` normalises the 2F channels and its running statistics are updated as
+    the term it sends; the bond term is the edge features ``edge_attr`` [n*k, d] (or None) times
+    ``edge_weight`` [2F, d]. Edges are stored centre by centre, k per atom. ``bn`` normalises the 2F channels and its running statistics are updated as
     ``nn.BatchNorm1d`` does. Returns [n, F].
     """
     if not bn.training or not bn.affine or not bn.track_running_stats or bn.momentum is None:
         raise ValueError("fused_gated_edge_sum needs an affine BatchNorm1d in training mode with running "
                          "statistics and a fixed momentum.")
-    out, mean, var = _GatedEdgeSum.apply(neighbour, centre, edge_term, bn.weight, bn.bias, src, k, bn.eps)
+    if (edge_attr is None) != (edge_weight is None):
+        raise ValueError("edge_attr and edge_weight come together (both None without edge features).")
+    out, mean, var = _GatedEdgeSum.apply(neighbour, centre, edge_attr, edge_weight, bn.weight, bn.bias, src, k, bn.eps)
     with torch.no_grad():
         n_edges = src.shape[0]
         bn.running_mean.lerp_(mean, bn.momentum)

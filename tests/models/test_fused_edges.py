@@ -25,7 +25,8 @@ def inputs(with_edges: bool, seed: int = 0):
     src = torch.randint(0, N_ATOMS, (N_ATOMS * K,), generator=gen)
     neighbour = torch.randn(N_ATOMS, 2 * HALF, generator=gen).requires_grad_()
     centre = torch.randn(N_ATOMS, 2 * HALF, generator=gen).requires_grad_()
-    edge = torch.randn(N_ATOMS * K, 2 * HALF, generator=gen).requires_grad_() if with_edges else None
+    edge = ((torch.randn(N_ATOMS * K, 5, generator=gen), torch.randn(2 * HALF, 5, generator=gen).requires_grad_())
+            if with_edges else None)  # (edge features, edge weight)
     bn = torch.nn.BatchNorm1d(2 * HALF)
     with torch.no_grad():
         bn.weight.uniform_(0.5, 1.5, generator=gen)
@@ -34,13 +35,13 @@ def inputs(with_edges: bool, seed: int = 0):
 
 
 def layer_by_layer(src, neighbour, centre, edge, bn):
-    z = neighbour[src] + centre.repeat_interleave(K, 0) + (edge if edge is not None else 0)
+    z = neighbour[src] + centre.repeat_interleave(K, 0) + (F.linear(*edge) if edge is not None else 0)
     f, c = bn(z).chunk(2, -1)
     return (torch.sigmoid(f) * F.softplus(c)).view(N_ATOMS, K, HALF).sum(1)
 
 
 def fused(src, neighbour, centre, edge, bn):
-    return fused_edges.fused_gated_edge_sum(neighbour, centre, edge, src, K, bn)
+    return fused_edges.fused_gated_edge_sum(neighbour, centre, *(edge or (None, None)), src, K, bn)
 
 
 def outputs_and_grads(fn, with_edges):
@@ -49,7 +50,7 @@ def outputs_and_grads(fn, with_edges):
     out.backward(torch.linspace(-1, 1, out.numel()).view_as(out))
     tensors = [out.detach(), neighbour.grad, centre.grad, bn.weight.grad, bn.bias.grad, bn.running_mean,
                bn.running_var]
-    return tensors + ([edge.grad] if with_edges else []), int(bn.num_batches_tracked)
+    return tensors + ([edge[1].grad] if with_edges else []), int(bn.num_batches_tracked)
 
 
 @pytest.mark.parametrize("with_edges", [True, False])
@@ -110,3 +111,17 @@ def test_a_fused_model_trains_like_the_layer_by_layer_one(unfused_kernels, monke
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-5)
     for a, b in zip(grads[1], grads[0]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_edge_feature_gradient_and_paired_edge_arguments(unfused_kernels):
+    grads = []
+    for fn in (layer_by_layer, fused):
+        src, neighbour, centre, (attr, weight), bn = inputs(True)
+        attr.requires_grad_()
+        out = fn(src, neighbour, centre, (attr, weight), bn)
+        out.backward(torch.linspace(-1, 1, out.numel()).view_as(out))
+        grads.append(attr.grad)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-5)
+    src, neighbour, centre, (attr, _), bn = inputs(True)
+    with pytest.raises(ValueError, match="come together"):
+        fused_edges.fused_gated_edge_sum(neighbour, centre, attr, None, src, K, bn)
