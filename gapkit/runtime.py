@@ -46,23 +46,26 @@ def describe_device(device: str = "auto") -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc mallopt parameters
 
 
-def keep_large_allocations(threshold_bytes: int = 1 << 30) -> bool:
-    """Let glibc reuse freed blocks up to ``threshold_bytes`` instead of unmapping them (True when set).
+def keep_large_allocations(size_bytes: int = 1 << 30) -> bool:
+    """Let glibc keep up to ``size_bytes`` of freed memory for reuse instead of handing it back (True when set).
 
-    By default glibc serves every block over 32 MB with a fresh ``mmap`` and unmaps it when freed, so a
-    CPU training step that makes the same large tensors each batch (a CGCNN batch has ~100k edges, ~50 MB
-    per [edges x 128] tensor) page-faults them in again every time: 20-30 % of the step. Kept in the heap,
-    the blocks are reused; the process's memory does not shrink back between batches. A no-op (False) on
-    systems without glibc.
+    By default glibc serves every block over 32 MB with a fresh ``mmap`` and returns freed memory at the top
+    of the heap to the system, so a CPU training step that makes the same large tensors each batch (a CGCNN
+    batch has ~100k edges, ~50 MB per [edges x 128] tensor) page-faults them in again every time: 20-30 % of
+    the step. Kept, the blocks are reused; the process's memory does not shrink back between batches. A
+    no-op (False) on systems without glibc.
     """
     if not sys.platform.startswith("linux"):
         return False
+    # blocks up to size_bytes come from the heap; the heap grows in steps of a quarter of that and is only
+    # trimmed above 2 GB of free top (mallopt takes a C int)
+    settings = {_M_MMAP_THRESHOLD: min(int(size_bytes), 2**31 - 1), _M_TOP_PAD: int(size_bytes) // 4,
+                _M_TRIM_THRESHOLD: 2**31 - 1}
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(threshold_bytes))
-                    and libc.mallopt(_M_TRIM_THRESHOLD, 2 * int(threshold_bytes)))
+        return all(libc.mallopt(param, value) for param, value in settings.items())
     except (OSError, AttributeError):  # musl, or no mallopt
         return False

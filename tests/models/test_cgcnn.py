@@ -68,6 +68,19 @@ def test_gaussian_expansion_peaks_at_the_distance():
     assert int(e[0].argmax()) == 10 and int(e[1].argmax()) == 25
 
 
+def test_gaussian_expansion_is_the_formula_with_negligible_terms_zeroed():
+    g = GaussianDistance(8.0, 0.2)
+    d = torch.linspace(0.5, 8.0, 997)
+    exact = torch.exp(-((d.unsqueeze(-1) - g.centres) ** 2) / 0.2**2)
+    fast = g(d)
+    kept = exact >= 2e-22
+    assert torch.equal(fast[kept], exact[kept]) and torch.all(fast[~kept] == 0)
+    assert not torch.any((fast > 0) & (fast < torch.finfo(torch.float32).tiny))  # no denormals
+    d.requires_grad_()
+    g(d).sum().backward()  # distances that need a gradient take the plain formula
+    assert d.grad is not None and torch.isfinite(d.grad).all()
+
+
 def test_atom_init_table(shared_data_dir):
     table = atom_init_table("atom_init")
     assert table.shape == (104, 92) and np.all(table[0] == 0) and table[8].sum() > 0
