@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--total-budget", type=int, help="with --final-rounds: stop the GA after this many oracle calls")
     parser.add_argument("--notes", default="", help="with --record: added to the record's notes (e.g. which commits ran which seeds)")
     args = parser.parse_args()
+    if args.baseline_budget and "none" in args.methods:
+        parser.error("--baseline-budget runs the baselines alone and --methods none the GA alone: choose one.")
     warnings.filterwarnings("ignore")
     if args.summarise:
         calls = pd.read_csv(args.summarise)
@@ -83,7 +85,11 @@ def main() -> None:
             variant = "-rounds" if args.final_rounds > 1 else ""
             profile = f"{args.profile}{variant}-{args.formula}" + ("" if "ga_potential" in calls else "-baselines")
             path = record_results("search", profile, {
-                "formula": args.formula, "n_atoms": args.n_atoms,  # JSON has no infinity: never found -> null
+                "formula": args.formula, "n_atoms": args.n_atoms,
+                "settings": {"final_rounds": args.final_rounds, "round_patience": args.round_patience,
+                             "frames_every": args.frames_every, "total_budget": args.total_budget,
+                             "methods": args.methods},
+                # JSON has no infinity: never found -> null
                 "per_seed": calls.astype(object).where(calls.abs() != float("inf"), None).to_dict("records"),
                 "summary": {k: {kk: (None if vv == float("inf") else vv) for kk, vv in v.items()}
                             for k, v in summary.items()}}, device=describe_device("cpu"), wall_time_s=float(calls["wall_s"].sum()),
