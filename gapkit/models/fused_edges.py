@@ -17,7 +17,7 @@ three parts each time they need it,
 and the neighbour gradient is one ``index_add``. Besides the gates, the only [edges x 2F] tensors are the edge
 term (an input) and dL/dz (its gradient). The batch norm is exactly ``nn.BatchNorm1d``'s training step (batch
 mean and biased variance; running statistics updated with the unbiased variance). Inside the kernels the
-filter and core halves are separate views, so that each kernel compiles to one loop over the edges.
+filter and core halves are separate views of the same [rows, 2F] tensors.
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ class _GatedEdgeSum(torch.autograd.Function):
         parts = (*_halves(neighbour), *_halves(centre), *_halves(edge_term), src)
         sum_f, sum_c, square_f, square_c = _run("stats", *parts, k)
         n_edges = src.shape[0]
-        (mean_f, var_f), (mean_c, var_c) = _batch_stats(sum_f, square_f, n_edges), _batch_stats(sum_c, square_c, n_edges)
+        mean_f, var_f = _batch_stats(sum_f, square_f, n_edges)
+        mean_c, var_c = _batch_stats(sum_c, square_c, n_edges)
         atom_mean_f, atom_mean_c = (sum_f / k).float(), (sum_c / k).float()
         inv_f, inv_c = torch.rsqrt(var_f + eps), torch.rsqrt(var_c + eps)
         (weight_f, weight_c), (bias_f, bias_c) = _halves(weight), _halves(bias)
@@ -145,15 +146,15 @@ class _GatedEdgeSum(torch.autograd.Function):
         out = msg.sum(1)
         mean, var = torch.cat([mean_f, mean_c]), torch.cat([var_f, var_c])
         ctx.mark_non_differentiable(mean, var)  # returned for the running statistics only
-        ctx.save_for_backward(neighbour, centre, edge_term, edge_attr, edge_weight, src, dmsg_f, dmsg_c, scale_f, scale_c, mean_f,
-                              mean_c, inv_f, inv_c, atom_mean_f, atom_mean_c)
+        ctx.save_for_backward(neighbour, centre, edge_term, edge_attr, edge_weight, src, dmsg_f, dmsg_c, scale_f,
+                              scale_c, mean_f, mean_c, inv_f, inv_c, atom_mean_f, atom_mean_c)
         ctx.k = k
         return out, mean, var
 
     @staticmethod
     def backward(ctx, grad_out, _grad_mean, _grad_var):
-        (neighbour, centre, edge_term, edge_attr, edge_weight, src, dmsg_f, dmsg_c, scale_f, scale_c, mean_f, mean_c, inv_f, inv_c,
-         atom_mean_f, atom_mean_c) = ctx.saved_tensors
+        (neighbour, centre, edge_term, edge_attr, edge_weight, src, dmsg_f, dmsg_c, scale_f, scale_c, mean_f, mean_c,
+         inv_f, inv_c, atom_mean_f, atom_mean_c) = ctx.saved_tensors
         k, n_edges = ctx.k, src.shape[0]
         grad_out = grad_out.contiguous()
         common = (*_halves(neighbour), *_halves(centre), *_halves(edge_term), src, dmsg_f, dmsg_c)
@@ -177,20 +178,22 @@ class _GatedEdgeSum(torch.autograd.Function):
 
 
 def fused_gated_edge_sum(neighbour: torch.Tensor, centre: torch.Tensor, edge_attr: torch.Tensor | None,
-                         edge_weight: torch.Tensor | None, src: torch.Tensor, k: int, bn: nn.BatchNorm1d) -> torch.Tensor:
+                         edge_weight: torch.Tensor | None, src: torch.Tensor, k: int,
+                         bn: nn.BatchNorm1d) -> torch.Tensor:
     """sum_k sigmoid(f) * softplus(c) with [f, c] = bn(neighbour[src] + edge_attr W^T + centre), bn in training mode.
 
     Each term has 2F channels [filter, core]: ``centre`` [n, 2F], every atom's own term; ``neighbour`` [n, 2F],
     the term it sends; the bond term is the edge features ``edge_attr`` [n*k, d] (or None) times
-    ``edge_weight`` [2F, d]. Edges are stored centre by centre, k per atom. ``bn`` normalises the 2F channels and its running statistics are updated as
-    ``nn.BatchNorm1d`` does. Returns [n, F].
+    ``edge_weight`` [2F, d]. Edges are stored centre by centre, k per atom. ``bn`` normalises the 2F channels
+    and its running statistics are updated as ``nn.BatchNorm1d`` does. Returns [n, F].
     """
     if not bn.training or not bn.affine or not bn.track_running_stats or bn.momentum is None:
         raise ValueError("fused_gated_edge_sum needs an affine BatchNorm1d in training mode with running "
                          "statistics and a fixed momentum.")
     if (edge_attr is None) != (edge_weight is None):
         raise ValueError("edge_attr and edge_weight come together (both None without edge features).")
-    out, mean, var = _GatedEdgeSum.apply(neighbour, centre, edge_attr, edge_weight, bn.weight, bn.bias, src, k, bn.eps)
+    out, mean, var = _GatedEdgeSum.apply(neighbour, centre, edge_attr, edge_weight, bn.weight, bn.bias, src, k,
+                                         bn.eps)
     with torch.no_grad():
         n_edges = src.shape[0]
         bn.running_mean.lerp_(mean, bn.momentum)
