@@ -145,7 +145,7 @@ class GatedConv(nn.Module):
         """The same messages in training mode without storing z or its gates (see fused_edges)."""
         from gapkit.models.fused_edges import fused_gated_edge_sum
 
-        centre, neighbour = self.fc_centre(v), self.fc_neighbour(v)
+        centre, neighbour, _ = self._edge_linears(v, None)
         if self.fc_edge is None or edge_attr is None:
             return fused_gated_edge_sum(neighbour, centre, None, None, src, k, self.bn_in)
         # the edge map runs inside, where its weight gradient is computed the faster way round
