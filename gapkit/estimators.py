@@ -46,7 +46,7 @@ CGCNN_PARAMS = dict(node_features="atom_init", node_dim=64, n_conv=3, hidden_dim
 TRAIN_PARAMS = dict(max_epochs=300, batch_size=256, patience=20, lr_min=1e-4, lr_max=1e-2, cycle_epochs=2,
                     weight_decay=0.0, seed=0, device="auto", devices=1, mixed_precision=True, progress=False,
                     run_dir=None, graph_cache=True, fused_edges="auto")
-# fused CGCNN edge kernels cost a one-time compile (~15-50 s on 2 cores) and save ~40 % of every CPU training
+# fused CGCNN edge kernels cost a one-time compile (~15-50 s on 2 cores) and save ~30-40 % of every CPU training
 # step: worth it from about this many training batches (measured: benchmarks/graphs_and_training.py)
 FUSED_MIN_BATCHES = 1000
 
