@@ -8,7 +8,8 @@
 mixed precision on CUDA) and keeps the best-validation weights. ``fit(..., init_from=other)`` or
 ``other.fine_tune(df)`` start from a trained estimator's weights (transfer learning). Long CPU trainings
 of the structure models use fused edge kernels (``fused_edges``: "auto", True or False; see
-``gapkit.models.fused_edges``).
+``gapkit.models.fused_edges``); CPU trainings keep freed large blocks for reuse (``keep_allocations``, see
+``gapkit.runtime.keep_large_allocations``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ CGCNN_PARAMS = dict(node_features="atom_init", node_dim=64, n_conv=3, hidden_dim
                     use_distance=True, cutoff=8.0, max_neighbors=12, gaussian_step=0.2)
 TRAIN_PARAMS = dict(max_epochs=300, batch_size=256, patience=20, lr_min=1e-4, lr_max=1e-2, cycle_epochs=2,
                     weight_decay=0.0, seed=0, device="auto", devices=1, mixed_precision=True, progress=False,
-                    run_dir=None, graph_cache=True, fused_edges="auto")
+                    run_dir=None, graph_cache=True, fused_edges="auto", keep_allocations=True)
 # fused CGCNN edge kernels cost a one-time compile (~15-50 s on 2 cores) and save ~30-40 % of every CPU training
 # step: worth it from about this many training batches (measured: benchmarks/graphs_and_training.py)
 FUSED_MIN_BATCHES = 1000
@@ -185,7 +186,7 @@ class BandGapEstimator:
             shutil.rmtree(self.run_dir_)  # a fresh run: stale checkpoints or logs would be picked up
         config = TrainConfig(max_epochs=p["max_epochs"], run_dir=self.run_dir_, device=p["device"],
                              devices=p["devices"], patience=p["patience"], mixed_precision=p["mixed_precision"],
-                             progress=p["progress"], seed=p["seed"])
+                             progress=p["progress"], seed=p["seed"], keep_allocations=p["keep_allocations"])
         trainer = fit(task, train_ds.loader(p["batch_size"], shuffle=True, seed=p["seed"]),
                       val_ds.loader(p["batch_size"]), config, resume=resume)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

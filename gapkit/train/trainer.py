@@ -41,6 +41,8 @@ class TrainConfig:
     deterministic: bool = True
     log_every_n_steps: int = 10
     extra_callbacks: list[Any] = field(default_factory=list)
+    # CPU only: keep freed large blocks for reuse (20-30 % faster CGCNN steps; the process keeps its peak memory)
+    keep_allocations: bool = True
 
 
 def _accelerator(device: str) -> str:
@@ -94,7 +96,7 @@ def fit(task: L.LightningModule, train_loader, val_loader=None, config: TrainCon
         resume: bool = True) -> L.Trainer:
     """Train ``task``; with ``resume`` a run killed midway continues from its last checkpoint."""
     config = config or TrainConfig()
-    if _accelerator(config.device) == "cpu":
+    if config.keep_allocations and _accelerator(config.device) == "cpu":
         keep_large_allocations()
     L.seed_everything(config.seed, workers=True, verbose=False)
     ckpt = last_checkpoint(config.run_dir) if resume else None

@@ -120,3 +120,17 @@ def test_two_data_parallel_processes_train_like_one(tmp_path):
         torch.testing.assert_close(two["state_dict"][key], value, rtol=1e-5, atol=1e-6)
     log = read_log(tmp_path / "two")
     assert log["val_mae"].notna().all() and len(log) == 2
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_cpu_training_keeps_large_allocations_unless_told_not_to(tmp_path, monkeypatch, keep):
+    from gapkit.train import trainer
+
+    calls = []
+    monkeypatch.setattr(trainer, "keep_large_allocations", lambda: calls.append(1) or True)
+    ds = tiny_dataset(20)
+    cfg = TrainConfig(max_epochs=1, run_dir=tmp_path / "run", device="cpu", progress=False, patience=None,
+                      keep_allocations=keep)
+    fit(BandGapTask(Linear(), 1.0, 1.0), ds.loader(10), None, cfg)
+    assert calls == ([1] if keep else [])
+
