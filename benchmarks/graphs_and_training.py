@@ -108,6 +108,9 @@ def main() -> None:
     parser.add_argument("--fused", choices=["off", "on", "both"], default="both",
                         help="CGCNN/CGCrabNet training with the layer-by-layer edge messages, the fused kernels, or both")
     parser.add_argument("--only", choices=["graphs", "cgcnn", "cgcrabnet", "crabnet", "predict"], nargs="*")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run the training variants this many times, interleaved, and print each one's median "
+                             "and range (this machine's speed drifts between minutes)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -125,14 +128,24 @@ def main() -> None:
     if run & {"cgcnn", "cgcrabnet"}:
         train = data.load_mp_structures(nonzero=True, n=args.n_train, seed=0, progress=False)
     variants = {"off": [False], "on": [True], "both": [False, True]}[args.fused]
-    for fused in variants:
-        kind = "fused edge kernels" if fused else "layer by layer"
-        if "cgcnn" in run:
-            bench_training(CGCNN, train, args.epochs, args.device, f"CGCNN (64 features, 3 conv; {kind})", "graphs",
-                           REFERENCE["train_graphs_per_s"], fused=fused, **cgcnn_size)
-        if "cgcrabnet" in run:
-            bench_training(CGCrabNet, train, args.epochs, args.device, f"CGCrabNet (d_m 512, nodes 16; {kind})",
-                           "graphs", REFERENCE["train_graphs_per_s"], fused=fused, batch_size=256)
+    speeds: dict[str, list[float]] = {}
+    for _ in range(args.repeats):
+        for fused in variants:
+            kind = "fused edge kernels" if fused else "layer by layer"
+            if "cgcnn" in run:
+                label = f"CGCNN (64 features, 3 conv; {kind})"
+                speeds.setdefault(label, []).append(bench_training(
+                    CGCNN, train, args.epochs, args.device, label, "graphs", REFERENCE["train_graphs_per_s"],
+                    fused=fused, **cgcnn_size))
+            if "cgcrabnet" in run:
+                label = f"CGCrabNet (d_m 512, nodes 16; {kind})"
+                speeds.setdefault(label, []).append(bench_training(
+                    CGCrabNet, train, args.epochs, args.device, label, "graphs", REFERENCE["train_graphs_per_s"],
+                    fused=fused, batch_size=256))
+    if args.repeats > 1:
+        for label, values in speeds.items():
+            print(f"{label}: median {statistics.median(values):.0f} graphs/s over {len(values)} interleaved runs "
+                  f"(range {min(values):.0f}-{max(values):.0f}); reference {REFERENCE['train_graphs_per_s']:.0f}")
     if "crabnet" in run:
         oqmd = data.load_oqmd_bandgap(split="train", nonzero=True).head(args.n_formulas)
         bench_training(CrabNet, oqmd, args.epochs, args.device, "CrabNet (d_m 512, 3 layers, 4 heads)",
