@@ -128,20 +128,17 @@ def main() -> None:
     if run & {"cgcnn", "cgcrabnet"}:
         train = data.load_mp_structures(nonzero=True, n=args.n_train, seed=0, progress=False)
     variants = {"off": [False], "on": [True], "both": [False, True]}[args.fused]
+    trainings = [("cgcnn", CGCNN, "CGCNN (64 features, 3 conv; {})", cgcnn_size),
+                 ("cgcrabnet", CGCrabNet, "CGCrabNet (d_m 512, nodes 16; {})", dict(batch_size=256))]
     speeds: dict[str, list[float]] = {}
     for _ in range(args.repeats):
         for fused in variants:
-            kind = "fused edge kernels" if fused else "layer by layer"
-            if "cgcnn" in run:
-                label = f"CGCNN (64 features, 3 conv; {kind})"
-                speeds.setdefault(label, []).append(bench_training(
-                    CGCNN, train, args.epochs, args.device, label, "graphs", REFERENCE["train_graphs_per_s"],
-                    fused=fused, **cgcnn_size))
-            if "cgcrabnet" in run:
-                label = f"CGCrabNet (d_m 512, nodes 16; {kind})"
-                speeds.setdefault(label, []).append(bench_training(
-                    CGCrabNet, train, args.epochs, args.device, label, "graphs", REFERENCE["train_graphs_per_s"],
-                    fused=fused, batch_size=256))
+            for name, est_cls, label, params in trainings:
+                if name in run:
+                    label = label.format("fused edge kernels" if fused else "layer by layer")
+                    speeds.setdefault(label, []).append(bench_training(
+                        est_cls, train, args.epochs, args.device, label, "graphs", REFERENCE["train_graphs_per_s"],
+                        fused=fused, **params))
     if args.repeats > 1:
         for label, values in speeds.items():
             print(f"{label}: median {statistics.median(values):.0f} graphs/s over {len(values)} interleaved runs "
