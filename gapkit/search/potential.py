@@ -124,6 +124,12 @@ class UnphysicalStructureError(RuntimeError):
     """A relaxation on the potential drove atoms together (the potential extrapolates there)."""
 
 
+def _identical(a: Atoms, b: Atoms) -> bool:
+    """Whether two Atoms have bit-identical arrays, cell and periodicity."""
+    return (a.arrays.keys() == b.arrays.keys() and np.array_equal(a.cell.array, b.cell.array)
+            and np.array_equal(a.pbc, b.pbc) and all(np.array_equal(v, b.arrays[k]) for k, v in a.arrays.items()))
+
+
 class PotentialCalculator(Calculator):
     """ASE calculator around an :class:`NNPotential` (energy, forces, stress).
 
@@ -137,6 +143,15 @@ class PotentialCalculator(Calculator):
         super().__init__(**kwargs)
         self.potential = potential
         self.min_distance_factor = min_distance_factor
+
+    def check_state(self, atoms: Atoms, tol: float = 1e-15) -> list[str]:
+        """ASE's change check, answered at once when nothing changed at all."""
+        # Why: an ASE optimizer asks for energy, forces and stress several times per step, and ASE's check
+        # (np.allclose on every array) took about as long as the potential itself on these small cells.
+        # Bit-identical atoms need no tolerance; anything else gets ASE's own comparison.
+        if self.atoms is not None and _identical(self.atoms, atoms):
+            return []
+        return super().check_state(atoms, tol)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         """Fill ``self.results`` for the current atoms."""

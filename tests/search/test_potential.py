@@ -61,6 +61,29 @@ def test_overfits_tiny_set_and_relaxes():
     assert atoms.get_potential_energy() < e0
 
 
+def test_calculator_skips_ase_comparison_only_for_identical_atoms(monkeypatch):
+    import ase.calculators.calculator as ase_calc
+
+    seen = []
+    real = ase_calc.compare_atoms
+    monkeypatch.setattr(ase_calc, "compare_atoms", lambda *a, **kw: seen.append(1) or real(*a, **kw))
+    atoms = bulk("Si", "diamond", 5.43)
+    atoms.calc = PotentialCalculator(NNPotential([14]))
+    e0 = atoms.get_potential_energy()  # first call: nothing cached, ASE's check runs once
+    atoms.get_forces(), atoms.get_stress(), atoms.get_potential_energy()
+    assert len(seen) == 1  # same atoms: answered from the cache without ASE's comparison
+    same = atoms.copy()
+    same.positions[0, 0] += 1e-17  # below ASE's tolerance: ASE compares and finds no change
+    assert atoms.calc.check_state(same) == [] and len(seen) == 2
+    moved = atoms.copy()
+    moved.positions[0, 0] += 0.05
+    assert atoms.calc.check_state(moved) == ["positions"]
+    assert atoms.calc.get_potential_energy(moved) != e0
+    strained = atoms.copy()
+    strained.set_cell(strained.cell.array * 1.01, scale_atoms=True)
+    assert set(atoms.calc.check_state(strained)) == {"cell", "positions"}
+
+
 def test_bad_inputs():
     with pytest.raises(ValueError, match="activation"):
         NNPotential([14], activation="swish")
