@@ -1,6 +1,6 @@
 """Oracle calls to reach the oracle's ground state (Si, TiO2 or CaTiO3): GA + learned potential vs random search vs ase-ga.
 
-Run: ``python benchmarks/search_oracle_calls.py [--formula Si] [--seeds 5] [--first-seed 0] [--n-atoms 2] [--profile quick]
+Run: ``python benchmarks/search_oracle_calls.py [--formula Si] [--seeds 5] [--first-seed 0] [--n-atoms N] [--profile quick]
 [--csv runs/search_calls.csv]``; ``--summarise CSV`` prints the success table of a finished CSV (several
 processes may each run a range of seeds into the same CSV) and, with ``--record``, writes it to
 ``results/search-<profile>-<formula>.json`` with device, commit and wall time.
@@ -49,13 +49,18 @@ def summarise(calls: pd.DataFrame, formula: str, n_atoms: int) -> dict[str, dict
     return out
 
 
+# the smallest cells holding each ground state (diamond Si, rutile/anatase TiO2, cubic perovskite CaTiO3)
+QUICK_CELLS = {"Si": 2, "TiO2": 6, "CaTiO3": 5}
+
+
 def main() -> None:
     """Run the three searches over several seeds and print the oracle calls each needed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--formula", default="Si", choices=["Si", "TiO2", "CaTiO3"])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--n-atoms", type=int, default=2)
+    parser.add_argument("--n-atoms", type=int, help="atoms per cell (default: the recorded quick runs' cells, "
+                        + ", ".join(f"{f} {n}" for f, n in QUICK_CELLS.items()) + ")")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--csv", help="append one row per seed to this CSV")
     parser.add_argument("--summarise", help="summarise a finished CSV instead of running")
@@ -70,6 +75,7 @@ def main() -> None:
     parser.add_argument("--total-budget", type=int, help="with --final-rounds: stop the GA after this many oracle calls")
     parser.add_argument("--notes", default="", help="with --record: added to the record's notes (e.g. which commits ran which seeds)")
     args = parser.parse_args()
+    args.n_atoms = args.n_atoms or QUICK_CELLS[args.formula]
     if args.baseline_budget and "none" in args.methods:
         parser.error("--baseline-budget runs the baselines alone and --methods none the GA alone: choose one.")
     warnings.filterwarnings("ignore")
