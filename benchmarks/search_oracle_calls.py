@@ -3,7 +3,8 @@
 Run: ``python benchmarks/search_oracle_calls.py [--formula Si] [--seeds 5] [--first-seed 0] [--n-atoms N] [--profile quick]
 [--csv runs/search_calls.csv]``; ``--summarise CSV`` prints the success table of a finished CSV (several
 processes may each run a range of seeds into the same CSV) and, with ``--record``, writes it to
-``results/search-<profile>-<formula>.json`` with device, commit and wall time.
+``results/search-<profile>-<formula>.json`` with device, commit and wall time. Rerun after a kill with the
+same ``--csv``: finished seeds are skipped and the GA resumes from its state, kept in ``<csv>.states/``.
 For each seed, the active-learning GA runs to completion; random search then gets the same number
 of oracle calls, and so does ASE's GA (ase-ga). Prints calls-to-success per seed and the median (inf = not found within the
 budget). CHGNet is the oracle. Not a test: it measures, it asserts nothing.
@@ -105,7 +106,15 @@ def main() -> None:
         return
     name, ref = reference_structure(args.formula, chgnet_calculator)
     print(f"reference: {name}, {ref.energy_per_atom:.3f} eV/atom")
+    # with --csv nothing is lost to a kill: finished seeds are skipped on a rerun, and a GA search stopped
+    # half way resumes from its saved state (kept beside the CSV)
+    done = set(pd.read_csv(args.csv)["seed"]) if args.csv and Path(args.csv).exists() else set()
+    state_dir = Path(args.csv).with_suffix(".states") if args.csv else None
+    printed = False
     for seed in range(args.first_seed, args.first_seed + args.seeds):
+        if seed in done:
+            print(f"seed {seed}: already in {args.csv}, skipped")
+            continue
         t0 = time.perf_counter()
         if args.baseline_budget:
             relax_steps = search_config(args.profile, args.formula, args.n_atoms, seed).final_relax_steps
@@ -117,9 +126,10 @@ def main() -> None:
                 "final_rounds": args.final_rounds, "round_patience": args.round_patience,
                 "relaxation_frames_every": args.frames_every, "total_budget": args.total_budget}
             row = calls_to_ground_state(args.formula, args.n_atoms, ref.atoms, chgnet_calculator, args.profile,
-                                        [seed], overrides, tuple(m for m in args.methods if m != "none"))
+                                        [seed], overrides, tuple(m for m in args.methods if m != "none"), state_dir)
         row["wall_s"] = round(time.perf_counter() - t0, 1)
-        print(row.to_string(index=False, header=seed == args.first_seed), flush=True)
+        print(row.to_string(index=False, header=not printed), flush=True)  # wall_s: this run's part only
+        printed = True
         if args.csv:
             Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
             row.to_csv(args.csv, mode="a", index=False, header=not Path(args.csv).exists())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ from gapkit.search.baselines import (ase_ga_search, calls_to_success, convention
 from gapkit.search.oracle import CalculatorFactory
 from gapkit.search.population import same_structure
 from gapkit.search.profiles import search_config
-from gapkit.search.runner import SerialExecutor, run_search
+from gapkit.search.runner import SerialExecutor, run_search, state_file
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +41,21 @@ def baseline_calls(formula: str, n_atoms: int, reference: Atoms, oracle: Calcula
 
 def calls_to_ground_state(formula: str, n_atoms: int, reference: Atoms, oracle: CalculatorFactory,
                           profile: str = "quick", seeds: range | list[int] = range(3),
-                          overrides: dict | None = None, baselines: tuple[str, ...] = tuple(BASELINES)) -> pd.DataFrame:
+                          overrides: dict | None = None, baselines: tuple[str, ...] = tuple(BASELINES),
+                          state_dir: Path | str | None = None) -> pd.DataFrame:
     """Per seed: the GA's oracle budget and the calls each method needed to match ``reference``
     (the ``baselines`` get exactly the GA's budget; inf = not found). ``overrides`` replace fields of
-    the profile's SearchConfig (e.g. ``{"final_rounds": 10}``)."""
+    the profile's SearchConfig (e.g. ``{"final_rounds": 10}``). With ``state_dir`` every GA search keeps its
+    state there (see ``runner.state_file``): a killed run picks up where it stopped, and the finished states
+    stay for inspection; use one directory per oracle."""
     rows = []
     for seed in seeds:
         config = dataclasses.replace(search_config(profile, formula, n_atoms, seed), **(overrides or {}))
-        with tempfile.TemporaryDirectory() as tmp:
-            state = run_search(config, oracle, executor=SerialExecutor(), state_path=f"{tmp}/state.pkl")
+        if state_dir is None:
+            state = run_search(config, oracle, executor=SerialExecutor())
+        else:
+            Path(state_dir).mkdir(parents=True, exist_ok=True)
+            state = run_search(config, oracle, executor=SerialExecutor(), state_path=state_file(state_dir, config))
         budget = state.counter.total
         rows.append({"seed": seed, "budget": budget,
                      "ga_potential": calls_to_success(state.improvements, reference),

@@ -8,6 +8,7 @@ thread pool, a process pool, or a Dask/Ray executor all work unchanged. After ea
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import pickle
@@ -45,6 +46,13 @@ class SerialExecutor(Executor):
 def save_state(state: SearchState, path: Path) -> None:
     """Pickle ``state`` atomically (write a temp file, then rename), so a kill never corrupts it."""
     atomic_pickle(state, Path(path))
+
+
+def state_file(directory: Path | str, config: SearchConfig) -> Path:
+    """Where a search with exactly these settings keeps its state in ``directory`` (named by formula, cell size,
+    seed and a digest of every setting, so that a changed setting starts afresh instead of resuming)."""
+    digest = hashlib.sha1(repr(config).encode()).hexdigest()[:10]
+    return Path(directory) / f"{config.formula}{config.n_atoms}-seed{config.seed}-{digest}.pkl"
 
 
 def load_state(path: Path) -> SearchState:

@@ -98,3 +98,38 @@ def test_oracle_savings_reads_the_target():
     assert not oracle_savings(weak, slow)["target met"]  # 3/4 found < 90 %
     lost = pd.DataFrame({"budget": [300] * 4, "ga_potential": [inf, inf, inf, 40.0]})
     assert math.isnan(oracle_savings(lost, slow)["ratio"]) and not oracle_savings(lost, slow)["target met"]
+
+
+def test_calls_to_ground_state_resumes_from_its_state_dir(tmp_path):
+    import dataclasses
+
+    from ase.calculators.emt import EMT
+
+    from gapkit.search.compare import calls_to_ground_state
+    from gapkit.search.ga import GASettings
+    from gapkit.search.potential import TrainSettings
+    from gapkit.search.profiles import search_config
+    from gapkit.search.runner import state_file
+
+    small = {"crystal_systems": ("cubic", "hexagonal"), "ga": GASettings(population_size=6, n_children=3),
+             "ga_generations": 1, "final_generations": 1, "max_cycles": 1, "recommend_per_system": 2,
+             "final_per_system": 1, "min_training_size": 1000, "final_relax_steps": 10,
+             "potential_relax_steps": 2, "train": TrainSettings(max_epochs=40, patience=20)}
+    reference = bulk("Cu", "fcc", a=3.6)
+    made = []
+
+    def counted_emt():
+        made.append(1)
+        return EMT()
+
+    first = calls_to_ground_state("Cu", 2, reference, counted_emt, "quick", [3], small, baselines=(),
+                                  state_dir=tmp_path)
+    assert [p.name.startswith("Cu2-seed3-") for p in tmp_path.iterdir()] == [True]
+    assert first["budget"].iloc[0] > 0 and made
+    made.clear()
+    again = calls_to_ground_state("Cu", 2, reference, counted_emt, "quick", [3], small, baselines=(),
+                                  state_dir=tmp_path)
+    assert again.equals(first) and made == []  # resumed from the finished state: no oracle call
+    # another setting is another search, with its own state file
+    base = dataclasses.replace(search_config("quick", "Cu", 2, 3), **small)
+    assert state_file(tmp_path, base) != state_file(tmp_path, dataclasses.replace(base, final_relax_steps=11))
