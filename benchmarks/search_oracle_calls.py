@@ -28,6 +28,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from gapkit.search.baselines import reference_structure
@@ -47,6 +48,10 @@ def summarise(calls: pd.DataFrame, formula: str, n_atoms: int) -> dict[str, dict
                       "median_calls": statistics.median(found)}
         print(f"{label}: median calls to the {formula} ({n_atoms} atoms) ground state {out[label]['median_calls']}, "
               f"found within budget in {out[label]['found']}/{len(found)} seeds")
+        if f"{column}_below" in calls:  # another crystal the oracle ranks below the reference
+            out[label]["found_lower"] = int(np.isfinite(calls[f"{column}_below"].astype(float)).sum())
+            print(f"{label}: found another crystal more than 5 meV/atom below the reference in "
+                  f"{out[label]['found_lower']}/{len(found)} seeds")
     return out
 
 

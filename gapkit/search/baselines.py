@@ -45,6 +45,7 @@ def reference_structure(formula: str, oracle: CalculatorFactory, steps: int = 20
     relaxed = {name: relax(atoms, oracle, fmax=0.01, steps=steps)
                for name, atoms in reference_candidates(formula).items()}
     name = min(relaxed, key=lambda k: relaxed[k].energy_per_atom)
+    relaxed[name].atoms.info["energy_per_atom"] = relaxed[name].energy_per_atom  # for calls_below
     return name, relaxed[name]
 
 
@@ -96,6 +97,16 @@ def calls_to_success(improvements: list[Improvement], reference: Atoms) -> float
     """Oracle calls after which the best-so-far structure first matches ``reference`` (inf if never)."""
     for imp in improvements:
         if same_structure(imp.atoms, reference):
+            return float(imp.calls)
+    return float("inf")
+
+
+def calls_below(improvements: list[Improvement], reference: Atoms, energy_per_atom: float,
+                margin: float = 0.005) -> float:
+    """Oracle calls after which the best-so-far structure is another crystal than ``reference`` more than
+    ``margin`` eV/atom below its energy (inf if never): the oracle's minimum is not the reference."""
+    for imp in improvements:
+        if imp.energy_per_atom < energy_per_atom - margin and not same_structure(imp.atoms, reference):
             return float(imp.calls)
     return float("inf")
 

@@ -5,7 +5,7 @@ import pytest
 from ase.build import bulk
 
 from gapkit.search.active import Improvement
-from gapkit.search.baselines import (best_energy_curve, calls_to_success, conventional_lattice,
+from gapkit.search.baselines import (best_energy_curve, calls_below, calls_to_success, conventional_lattice,
                                      random_search, reference_candidates, success_rate)
 from gapkit.search.oracle import emt_calculator
 
@@ -32,6 +32,27 @@ def test_success_metric():
                                [0, 0.25, 0.5, 0.75])
     calls, best = best_energy_curve(imps, 30)
     assert np.isnan(best[8]) and best[9] == -4.9 and best[24] == -5.3 and len(calls) == 30
+
+
+def test_lower_crystal_than_the_reference_is_reported_apart():
+    import pandas as pd
+
+    from gapkit.search.compare import method_summary, outcomes
+
+    diamond = bulk("Si", "diamond", 5.43)
+    beta, fcc = bulk("Si", "bct", a=4.9, c=2.7), bulk("Si", "fcc", a=3.9)
+    strained = bulk("Si", "diamond", 5.5)  # the reference crystal, a little lower: not "another crystal"
+    imps = [Improvement(10, -5.30, beta), Improvement(20, -5.40, strained), Improvement(30, -5.50, fcc)]
+    assert calls_below(imps, diamond, -5.31) == 30
+    assert calls_below(imps, diamond, -5.31, margin=0.5) == float("inf")
+    assert calls_below(imps[:2], diamond, -5.31) == float("inf")
+    assert outcomes("random", imps, diamond) == {"random": 20}  # no energy on the reference: match only
+    ref = diamond.copy()
+    ref.info["energy_per_atom"] = -5.31
+    assert outcomes("random", imps, ref) == {"random": 20, "random_below": 30}
+    calls = pd.DataFrame({"random": [20, np.inf, np.inf], "random_below": [30, 5, np.inf]})
+    assert method_summary(calls)["found lower crystal"].tolist() == [2]
+    assert "found lower crystal" not in method_summary(calls[["random"]])
 
 
 def test_references():
