@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from ase import Atoms
 from ase.build import bulk
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
@@ -62,6 +63,27 @@ def test_oracle_counts_and_failures():
     assert counter.total == 1 + relaxed.n_relax_steps
     bad = single_point(bulk("Si", "diamond", 5.43), emt_calculator)  # EMT has no Si: it raises
     assert bad.failed and "NotImplementedError" in bad.error and math.isinf(bad.energy_per_atom)
+
+
+class Spring(Calculator):
+    """Two atoms tied by a spring of rest length 0: an oracle whose minimum is two atoms on one spot."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        d = self.atoms.positions[1] - self.atoms.positions[0]
+        self.results = {"energy": float(d @ d), "forces": np.array([2 * d, -2 * d])}
+
+
+def test_relaxation_into_collapsed_atoms_is_a_failure_with_its_calls_counted():
+    atoms = Atoms("Cu2", positions=[(0, 0, 0), (2.2, 0, 0)], cell=[10, 10, 10], pbc=True)
+    result = relax(atoms, Spring, fmax=0.01, steps=60, relax_cell=False, keep_every=1)
+    assert result.failed and "collapsed" in result.error
+    assert result.n_relax_steps > 1 and result.frames == []
+    assert math.isinf(result.energy_per_atom)  # never the best structure of a search
+    short = relax(atoms, Spring, fmax=0.01, steps=1, relax_cell=False)  # stopped while still apart
+    assert not short.failed
 
 
 def test_relaxation_frames_are_the_oracle_labels_at_no_extra_call():
