@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gapkit.search.baselines import reference_structure
+from gapkit.search.baselines import LOWER_MARGIN, reference_structure
 from gapkit.search.compare import BASELINES, METHODS, baseline_calls, calls_to_ground_state
 from gapkit.search.oracle import chgnet_calculator
 from gapkit.search.profiles import search_config
@@ -50,7 +50,7 @@ def summarise(calls: pd.DataFrame, formula: str, n_atoms: int) -> dict[str, dict
               f"found within budget in {out[label]['found']}/{len(found)} seeds")
         if f"{column}_below" in calls:  # another crystal the oracle ranks below the reference
             out[label]["found_lower"] = int(np.isfinite(calls[f"{column}_below"].astype(float)).sum())
-            print(f"{label}: found another crystal more than 5 meV/atom below the reference in "
+            print(f"{label}: found another crystal more than {1000 * LOWER_MARGIN:.0f} meV/atom below the reference in "
                   f"{out[label]['found_lower']}/{len(found)} seeds")
     return out
 

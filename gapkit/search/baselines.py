@@ -101,8 +101,11 @@ def calls_to_success(improvements: list[Improvement], reference: Atoms) -> float
     return float("inf")
 
 
+LOWER_MARGIN = 0.005  # eV/atom: below the reference by more than this counts as lower (calls_below)
+
+
 def calls_below(improvements: list[Improvement], reference: Atoms, energy_per_atom: float,
-                margin: float = 0.005) -> float:
+                margin: float = LOWER_MARGIN) -> float:
     """Oracle calls after which the best-so-far structure is another crystal than ``reference`` more than
     ``margin`` eV/atom below its energy (inf if never): the oracle's minimum is not the reference."""
     for imp in improvements:
