@@ -28,30 +28,31 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from gapkit.search.baselines import LOWER_MARGIN, reference_structure
-from gapkit.search.compare import BASELINES, METHODS, baseline_calls, calls_to_ground_state
+from gapkit.search.compare import BASELINES, METHODS, baseline_calls, calls_to_ground_state, method_summary
 from gapkit.search.oracle import chgnet_calculator
 from gapkit.search.profiles import search_config
 
 
 def summarise(calls: pd.DataFrame, formula: str, n_atoms: int) -> dict[str, dict[str, float]]:
-    """Per method: seeds, seeds that found the ground state, median calls to it (inf = not found)."""
+    """Per method: seeds, seeds that found the ground state, median calls to it (inf = not found), and seeds
+    whose best became another, lower crystal (when the run tracked it); counts from ``method_summary``."""
+    table = method_summary(calls).set_index("method")
     out = {}
     for column, label in METHODS.items():
         if column not in calls:
             continue
-        found = calls[column].astype(float).tolist()
-        out[label] = {"seeds": len(found), "found": int(sum(c != float("inf") for c in found)),
-                      "median_calls": statistics.median(found)}
+        row = table.loc[label]
+        out[label] = {"seeds": int(row["seeds"]), "found": int(row["found"]),
+                      "median_calls": statistics.median(calls[column].astype(float))}
         print(f"{label}: median calls to the {formula} ({n_atoms} atoms) ground state {out[label]['median_calls']}, "
-              f"found within budget in {out[label]['found']}/{len(found)} seeds")
-        if f"{column}_below" in calls:  # another crystal the oracle ranks below the reference
-            out[label]["found_lower"] = int(np.isfinite(calls[f"{column}_below"].astype(float)).sum())
+              f"found within budget in {out[label]['found']}/{out[label]['seeds']} seeds")
+        if pd.notna(row.get("found lower crystal")):  # another crystal the oracle ranks below the reference
+            out[label]["found_lower"] = int(row["found lower crystal"])
             print(f"{label}: found another crystal more than {1000 * LOWER_MARGIN:.0f} meV/atom below the reference in "
-                  f"{out[label]['found_lower']}/{len(found)} seeds")
+                  f"{out[label]['found_lower']}/{out[label]['seeds']} seeds")
     return out
 
 
