@@ -112,7 +112,7 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     With ``config.final_rounds`` > 1 the round's relaxations can teach the potential
     (``relaxation_frames_every``) before the next round searches again; the search finishes at the
     round limit, after ``round_patience`` rounds without a lower oracle energy, or when
-    ``total_budget`` is spent.
+    ``total_budget`` is spent (the round's relaxations are cut to what it leaves).
     """
     systems = list(config.crystal_systems)
     known = known_structures(state) if config.skip_known and state.final_round > 0 else None
@@ -122,16 +122,18 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     batch = _take_picks(state, jobs)
     # the oracle relaxes the most promising first, so calls-to-success counts what a user would spend
     batch = sorted(_distinct(batch), key=lambda item: item[1].info.get("e_pred", float("inf")))
+    steps = _relax_steps_within_budget(len(batch), state, config)
+    batch = batch[:len(steps)]
     best_before = state.best.energy_per_atom if state.best is not None else float("inf")
     results = list(executor.map(_relax_job, [a for _, a in batch], repeat(oracle), repeat(config),
-                                [s for s, _ in batch], repeat(state.potential)))
+                                [s for s, _ in batch], repeat(state.potential), steps))
     for result in results:
         record_oracle(state, result)
     state.final_results = sorted(state.final_results + results, key=lambda r: r.energy_per_atom)
     state.final_round += 1
     improved = state.best is not None and state.best.energy_per_atom < best_before - 1e-9
     state.stale_rounds = 0 if improved else state.stale_rounds + 1
-    spent = config.total_budget is not None and state.counter.total >= config.total_budget
+    spent = config.total_budget is not None and config.total_budget - state.counter.total < 2
     state.finished = (state.final_round >= config.final_rounds or state.stale_rounds >= config.round_patience
                       or spent or not batch)
     if not state.finished and config.relaxation_frames_every > 0:
@@ -144,6 +146,22 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
         retrain(state, config)
         log.info("final round %d: %d relaxations, %d frames added, train %d, calls %d", state.final_round,
                  len(results), added, len(state.train_atoms), state.counter.total)
+
+
+def _relax_steps_within_budget(n_picks: int, state: SearchState, config: SearchConfig) -> list[int]:
+    """Oracle relaxation steps for each pick, lowest first: ``final_relax_steps``, cut so that the round
+    cannot spend more than what ``total_budget`` leaves (a relaxation of s steps costs at most s + 1 calls);
+    picks that do not fit get none."""
+    if config.total_budget is None:
+        return [config.final_relax_steps] * n_picks
+    left, steps = config.total_budget - state.counter.total, []
+    for _ in range(n_picks):
+        cap = min(config.final_relax_steps, left - 1)
+        if cap < 1:
+            break
+        steps.append(cap)
+        left -= cap + 1
+    return steps
 
 
 def _take_picks(state: SearchState, jobs) -> list[tuple[str, Atoms]]:
@@ -170,13 +188,15 @@ def _distinct(batch: list[tuple[str, Atoms]]) -> list[tuple[str, Atoms]]:
 
 
 def _relax_job(atoms, oracle: CalculatorFactory, config: SearchConfig, system: str,
-               potential=None) -> OracleResult:
-    """Pre-relax with the potential (free), then relax with the oracle (counted), tagged by system."""
+               potential=None, steps: int | None = None) -> OracleResult:
+    """Pre-relax with the potential (free), then relax with the oracle (counted; ``steps``, default
+    ``config.final_relax_steps``), tagged by system."""
     if potential is not None and config.final_potential_relax_steps > 0:
         scored = make_scorer(potential, config.final_potential_relax_steps, config.fmax)(atoms)
         if scored is not None and not too_close(scored[0], config.ga.min_distance_factor):
             atoms = scored[0]
-    return relax(atoms, oracle, fmax=config.fmax, steps=config.final_relax_steps, tag={"system": system},
+    return relax(atoms, oracle, fmax=config.fmax, steps=config.final_relax_steps if steps is None else steps,
+                 tag={"system": system},
                  keep_every=config.relaxation_frames_every if config.final_rounds > 1 else 0)
 
 

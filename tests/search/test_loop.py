@@ -119,7 +119,8 @@ def test_final_rounds_learn_from_relaxations_and_resume_exactly(tmp_path):
 def test_final_rounds_stop_at_the_total_budget_and_on_patience():
     spent = run_search(_config(seed=2, max_cycles=1, final_rounds=50, round_patience=50, relaxation_frames_every=4,
                                total_budget=60), emt_calculator, executor=SerialExecutor())
-    assert spent.finished and spent.counter.total >= 60 and spent.final_round < 50
+    assert spent.finished and spent.final_round < 50
+    assert 59 <= spent.counter.total <= 60  # the last round's relaxations were cut to fit the budget
     stale = run_search(_config(seed=2, max_cycles=1, final_rounds=50, round_patience=1, relaxation_frames_every=4),
                        emt_calculator, executor=SerialExecutor())
     assert stale.finished and stale.stale_rounds == 1 and stale.final_round < 50
