@@ -55,6 +55,16 @@ def test_lower_crystal_than_the_reference_is_reported_apart():
     assert "found lower crystal" not in method_summary(calls[["random"]])
 
 
+def test_reference_structure_is_the_lowest_relaxed_candidate_and_carries_its_energy(monkeypatch):
+    import gapkit.search.baselines as baselines
+
+    monkeypatch.setattr(baselines, "reference_candidates",
+                        lambda formula: {"fcc": bulk("Cu", "fcc", 3.7), "bcc": bulk("Cu", "bcc", 2.9)})
+    name, ref = baselines.reference_structure("Cu", emt_calculator, steps=60)
+    assert name == "fcc" and not ref.failed  # EMT copper: fcc below bcc
+    assert ref.atoms.info["energy_per_atom"] == ref.energy_per_atom  # what calls_below compares with
+
+
 def test_references():
     assert set(reference_candidates("TiO2")) == {"rutile", "anatase"}
     assert len(reference_candidates("TiO2")["anatase"]) == 12  # conventional anatase: Ti4O8
