@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import random
 import sys
@@ -65,7 +66,13 @@ def keep_large_allocations(size_bytes: int = 1 << 30) -> bool:
     settings = {_M_MMAP_THRESHOLD: min(int(size_bytes), 2**31 - 1), _M_TOP_PAD: int(size_bytes) // 4,
                 _M_TRIM_THRESHOLD: 2**31 - 1}
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = _libc()
         return all(libc.mallopt(param, value) for param, value in settings.items())
     except (OSError, AttributeError):  # musl, or no mallopt
         return False
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, looked up once per process (every CPU training sets its allocator)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
