@@ -97,13 +97,20 @@ class GatedConv(nn.Module):
             scale, shift = scale * bn.weight, shift * bn.weight + bn.bias
         return scale, shift
 
+    def fuses(self, v: torch.Tensor, k: int | None) -> bool:
+        """Whether a call on node vectors ``v`` with ``k`` edges per atom (None: irregular) runs the fused kernels."""
+        return bool(self.fused and self.training and k is not None and v.device.type == "cpu"
+                    and isinstance(self.bn_in, nn.BatchNorm1d))
+
     def forward(self, v: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, edge_attr: torch.Tensor | None,
-                k: int | None = None) -> torch.Tensor:
-        """Update node vectors v [N, F] from edges src -> dst with edge features ``edge_attr`` [E, d] (or None)."""
-        if (self.fused and self.training and k is not None and v.device.type == "cpu"
-                and isinstance(self.bn_in, nn.BatchNorm1d)):
-            agg = self._fused_messages(v, src, edge_attr, k)
+                k: int | None = None, edge_row: torch.Tensor | None = None) -> torch.Tensor:
+        """Update node vectors v [N, F] from edges src -> dst with edge features ``edge_attr`` [E, d] (or None;
+        with ``edge_row`` [E], one row per distinct bond, edge e reading row ``edge_row[e]``)."""
+        if self.fuses(v, k):
+            agg = self._fused_messages(v, src, edge_attr, k, edge_row)
         else:
+            if edge_row is not None and edge_attr is not None:
+                edge_attr = edge_attr.index_select(0, edge_row)
             agg = self._messages(v, src, dst, edge_attr, k)
         return F.softplus(v + self.bn_out(agg).to(v.dtype))
 
@@ -141,7 +148,7 @@ class GatedConv(nn.Module):
             return msg.view(n, k, -1).sum(1)
         return torch.zeros(n, msg.shape[1], dtype=msg.dtype, device=msg.device).index_add_(0, dst, msg)
 
-    def _fused_messages(self, v, src, edge_attr, k):
+    def _fused_messages(self, v, src, edge_attr, k, edge_row=None):
         """The same messages in training mode without storing z or its gates (see fused_edges)."""
         from gapkit.models.fused_edges import fused_gated_edge_sum
 
@@ -149,7 +156,7 @@ class GatedConv(nn.Module):
         if self.fc_edge is None or edge_attr is None:
             return fused_gated_edge_sum(neighbour, centre, None, None, src, k, self.bn_in)
         # the edge map runs inside, where its weight gradient is computed the faster way round
-        return fused_gated_edge_sum(neighbour, centre, edge_attr, self.fc_edge.weight, src, k, self.bn_in)
+        return fused_gated_edge_sum(neighbour, centre, edge_attr, self.fc_edge.weight, src, k, self.bn_in, edge_row)
 
 
 def use_fused_edges(model: nn.Module, enabled: bool = True) -> nn.Module:
@@ -158,6 +165,12 @@ def use_fused_edges(model: nn.Module, enabled: bool = True) -> nn.Module:
         if isinstance(module, GatedConv):
             module.fused = enabled
     return model
+
+
+def distinct_rows(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distinct values, row of each entry in them) of a CPU vector (NumPy's unique: ~2x faster than torch's)."""
+    distinct, row = np.unique(values.detach().numpy(), return_inverse=True)
+    return torch.from_numpy(distinct), torch.from_numpy(row.reshape(-1).astype(np.int64, copy=False))
 
 
 def regular_degree(edge_dst: torch.Tensor, n_nodes: int) -> int | None:
@@ -196,10 +209,15 @@ class CGCNNModel(nn.Module):
                        distances: torch.Tensor, n_atoms: torch.Tensor) -> torch.Tensor:
         """Pooled crystal vectors after the convolutions, [B, node_dim]."""
         v = self.embed(self.atom_vectors.index_select(0, atomic_numbers))
-        edge_attr = self.expand(distances) if self.expand is not None else None
         k = regular_degree(edge_dst, v.shape[0])
+        edge_attr = edge_row = None
+        if self.expand is not None:
+            if not distances.requires_grad and any(conv.fuses(v, k) for conv in self.convs):
+                # the edge features depend on the bond length alone: expand each distinct length once
+                distances, edge_row = distinct_rows(distances)
+            edge_attr = self.expand(distances)
         for conv in self.convs:
-            v = conv(v, edge_src, edge_dst, edge_attr, k)
+            v = conv(v, edge_src, edge_dst, edge_attr, k, edge_row)
         crystal = torch.repeat_interleave(torch.arange(n_atoms.shape[0], device=n_atoms.device), n_atoms)
         return F.softplus(mean_pool(v, crystal, n_atoms))
 

@@ -14,8 +14,11 @@ three parts each time they need it,
 3. (backward) the two per-channel sums the batch-norm gradient needs,
 4. (backward) dL/dz per edge (its sum per centre atom follows from per-atom sums of passes 1 and 3),
 
-and the neighbour gradient is one ``index_add``. Besides the gates, the only [edges x 2F] tensors are the edge
-term (an input) and dL/dz (its gradient). The batch norm is exactly ``nn.BatchNorm1d``'s training step (batch
+and the neighbour gradient is one ``index_add``. Besides the gates, the only [edges x 2F] tensor is dL/dz.
+The edge term depends on the bond length alone, and a batch of crystals has far fewer distinct lengths than
+edges (about 1 in 8 on Materials Project cells: symmetry-equivalent bonds have bit-identical lengths). So the
+edge map runs once per distinct length (``edge_row`` says which row each edge reads), and the kernels read
+its [lengths x 2F] table, small enough to stay in cache, instead of an [edges x 2F] tensor from memory. The batch norm is exactly ``nn.BatchNorm1d``'s training step (batch
 mean and biased variance; running statistics updated with the unbiased variance). Inside the kernels the
 filter and core halves are separate views of the same [rows, 2F] tensors.
 """
@@ -30,18 +33,25 @@ from torch import nn
 
 
 def _edge_z(neighbour: torch.Tensor, centre: torch.Tensor, edge_term: torch.Tensor | None, src: torch.Tensor,
-            k: int) -> torch.Tensor:
-    """One half (filter or core) of z, [n, k, F]: neighbour[src] + edge_term + centre (broadcast over k)."""
+            edge_row: torch.Tensor | None, k: int) -> torch.Tensor:
+    """One half (filter or core) of z, [n, k, F]: neighbour[src] + edge_term[edge_row] + centre (broadcast over k)."""
     n, width = centre.shape
     z = neighbour.index_select(0, src).view(n, k, width) + centre.unsqueeze(1)
-    return z if edge_term is None else z + edge_term.view(n, k, width)
+    if edge_term is None:
+        return z
+    if edge_row is not None:
+        edge_term = edge_term.index_select(0, edge_row)
+    return z + edge_term.view(n, k, width)
 
 
-def _stats_kernel(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, k: int):
-    # Sums of z and z^2 per atom (an inner reduction over its k edges) in float64, so that one pass over the
-    # edges gives the variance without cancellation (var_mean would take three); combined in _batch_stats.
-    zf, zc = _edge_z(nb_f, ctr_f, et_f, src, k).double(), _edge_z(nb_c, ctr_c, et_c, src, k).double()
-    return zf.sum(1), zc.sum(1), (zf * zf).sum(1), (zc * zc).sum(1)
+def _stats_kernel(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, row, k: int):
+    # Sums of z and z^2 per atom (an inner reduction over its k edges) accumulated in float64, so that one pass
+    # over the edges gives the variance without cancellation (var_mean would take three); combined in
+    # _batch_stats. Summed with dtype=float64 rather than from z.double(): with the gathered edge term, inductor
+    # would store that float64 z ([edges x F], twice) and read it back (measured 2x slower).
+    zf, zc = _edge_z(nb_f, ctr_f, et_f, src, row, k), _edge_z(nb_c, ctr_c, et_c, src, row, k)
+    return (zf.sum(1, dtype=torch.float64), zc.sum(1, dtype=torch.float64),
+            (zf * zf).sum(1, dtype=torch.float64), (zc * zc).sum(1, dtype=torch.float64))
 
 
 def _batch_stats(sums: torch.Tensor, squares: torch.Tensor, n_edges: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,9 +67,9 @@ def _gates(f: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return torch.sigmoid(f), torch.where(c > 20.0, c, torch.log1p(e)), e / (1.0 + e)
 
 
-def _message_kernel(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, scale_f, scale_c, shift_f, shift_c, k: int):
-    f = _edge_z(nb_f, ctr_f, et_f, src, k) * scale_f + shift_f
-    c = _edge_z(nb_c, ctr_c, et_c, src, k) * scale_c + shift_c
+def _message_kernel(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, row, scale_f, scale_c, shift_f, shift_c, k: int):
+    f = _edge_z(nb_f, ctr_f, et_f, src, row, k) * scale_f + shift_f
+    c = _edge_z(nb_c, ctr_c, et_c, src, row, k) * scale_c + shift_c
     sf, sp, sc = _gates(f, c)
     # Per edge, not summed over k here: inductor does not fuse a sum over the middle dimension into this loop
     # (and per-atom sums here would cost more passes than the backward's own, measured). The message's
@@ -73,18 +83,18 @@ def _dy(dmsg_f, dmsg_c, grad_out):
     return g * dmsg_f, g * dmsg_c
 
 
-def _grad_stats_kernel(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, dmsg_f, dmsg_c, mean_f, mean_c, inv_f, inv_c,
+def _grad_stats_kernel(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, row, dmsg_f, dmsg_c, mean_f, mean_c, inv_f, inv_c,
                        grad_out, k: int):
     df, dc = _dy(dmsg_f, dmsg_c, grad_out)
-    xf = (_edge_z(nb_f, ctr_f, et_f, src, k) - mean_f) * inv_f
-    xc = (_edge_z(nb_c, ctr_c, et_c, src, k) - mean_c) * inv_c
+    xf = (_edge_z(nb_f, ctr_f, et_f, src, row, k) - mean_f) * inv_f
+    xc = (_edge_z(nb_c, ctr_c, et_c, src, row, k) - mean_c) * inv_c
     # per-atom partial sums first: an inner reduction, which compiles to one pass
     return df.sum(1), dc.sum(1), (df * xf).sum(1), (dc * xc).sum(1)
 
 
-def _grad_edge_kernel(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, dmsg_f, dmsg_c, scale_f, scale_c, b_f, b_c, c0_f,
+def _grad_edge_kernel(nb_f, nb_c, ctr_f, ctr_c, et_f, et_c, src, row, dmsg_f, dmsg_c, scale_f, scale_c, b_f, b_c, c0_f,
                       c0_c, grad_out, k: int):
-    zf, zc = _edge_z(nb_f, ctr_f, et_f, src, k), _edge_z(nb_c, ctr_c, et_c, src, k)
+    zf, zc = _edge_z(nb_f, ctr_f, et_f, src, row, k), _edge_z(nb_c, ctr_c, et_c, src, row, k)
     df, dc = _dy(dmsg_f, dmsg_c, grad_out)
     dz_f, dz_c = df * scale_f + zf * b_f + c0_f, dc * scale_c + zc * b_c + c0_c
     # one [edges x 2F] gradient, so that the neighbour scatter and the edge weights' product run once
@@ -130,9 +140,9 @@ def _halves(t: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor |
 
 class _GatedEdgeSum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, neighbour, centre, edge_attr, edge_weight, weight, bias, src, k, eps):
+    def forward(ctx, neighbour, centre, edge_attr, edge_weight, weight, bias, src, edge_row, k, eps):
         edge_term = None if edge_attr is None else torch.nn.functional.linear(edge_attr, edge_weight)
-        parts = (*_halves(neighbour), *_halves(centre), *_halves(edge_term), src)
+        parts = (*_halves(neighbour), *_halves(centre), *_halves(edge_term), src, edge_row)
         sum_f, sum_c, square_f, square_c = _run("stats", *parts, k)
         n_edges = src.shape[0]
         mean_f, var_f = _batch_stats(sum_f, square_f, n_edges)
@@ -146,18 +156,18 @@ class _GatedEdgeSum(torch.autograd.Function):
         out = msg.sum(1)
         mean, var = torch.cat([mean_f, mean_c]), torch.cat([var_f, var_c])
         ctx.mark_non_differentiable(mean, var)  # returned for the running statistics only
-        ctx.save_for_backward(neighbour, centre, edge_term, edge_attr, edge_weight, src, dmsg_f, dmsg_c, scale_f,
-                              scale_c, mean_f, mean_c, inv_f, inv_c, atom_mean_f, atom_mean_c)
+        ctx.save_for_backward(neighbour, centre, edge_term, edge_attr, edge_weight, src, edge_row, dmsg_f, dmsg_c,
+                              scale_f, scale_c, mean_f, mean_c, inv_f, inv_c, atom_mean_f, atom_mean_c)
         ctx.k = k
         return out, mean, var
 
     @staticmethod
     def backward(ctx, grad_out, _grad_mean, _grad_var):
-        (neighbour, centre, edge_term, edge_attr, edge_weight, src, dmsg_f, dmsg_c, scale_f, scale_c, mean_f, mean_c,
-         inv_f, inv_c, atom_mean_f, atom_mean_c) = ctx.saved_tensors
+        (neighbour, centre, edge_term, edge_attr, edge_weight, src, edge_row, dmsg_f, dmsg_c, scale_f, scale_c, mean_f,
+         mean_c, inv_f, inv_c, atom_mean_f, atom_mean_c) = ctx.saved_tensors
         k, n_edges = ctx.k, src.shape[0]
         grad_out = grad_out.contiguous()
-        common = (*_halves(neighbour), *_halves(centre), *_halves(edge_term), src, dmsg_f, dmsg_c)
+        common = (*_halves(neighbour), *_halves(centre), *_halves(edge_term), src, edge_row, dmsg_f, dmsg_c)
         atom_df, atom_dc, atom_df_x, atom_dc_x = _run("grad_stats", *common, mean_f, mean_c, inv_f, inv_c, grad_out, k)
         sum_df, sum_dc, sum_df_x, sum_dc_x = atom_df.sum(0), atom_dc.sum(0), atom_df_x.sum(0), atom_dc_x.sum(0)
         # dz = scale * (dy - mean(dy) - xhat * mean(dy * xhat)), written as scale*dy + b*z + c0 per channel
@@ -170,21 +180,23 @@ class _GatedEdgeSum(torch.autograd.Function):
         d_neighbour = torch.zeros_like(neighbour).index_add_(0, src, dz)
         d_attr = d_edge_weight = None
         if edge_attr is not None:
+            d_term = dz if edge_row is None else torch.zeros_like(edge_term).index_add_(0, edge_row, dz)
             # attr^T dz, transposed: the same product as autograd's dz^T attr, ~20 % faster for [edges x 41] on MKL
-            d_edge_weight = edge_attr.t().mm(dz).t() if ctx.needs_input_grad[3] else None
-            d_attr = dz.mm(edge_weight) if ctx.needs_input_grad[2] else None
+            d_edge_weight = edge_attr.t().mm(d_term).t() if ctx.needs_input_grad[3] else None
+            d_attr = d_term.mm(edge_weight) if ctx.needs_input_grad[2] else None
         return (d_neighbour, d_centre, d_attr, d_edge_weight, torch.cat([sum_df_x, sum_dc_x]),
-                torch.cat([sum_df, sum_dc]), None, None, None)
+                torch.cat([sum_df, sum_dc]), None, None, None, None)
 
 
 def fused_gated_edge_sum(neighbour: torch.Tensor, centre: torch.Tensor, edge_attr: torch.Tensor | None,
                          edge_weight: torch.Tensor | None, src: torch.Tensor, k: int,
-                         bn: nn.BatchNorm1d) -> torch.Tensor:
+                         bn: nn.BatchNorm1d, edge_row: torch.Tensor | None = None) -> torch.Tensor:
     """sum_k sigmoid(f) * softplus(c) with [f, c] = bn(neighbour[src] + edge_attr W^T + centre), bn in training mode.
 
     Each term has 2F channels [filter, core]: ``centre`` [n, 2F], every atom's own term; ``neighbour`` [n, 2F],
     the term it sends; the bond term is the edge features ``edge_attr`` [n*k, d] (or None) times
-    ``edge_weight`` [2F, d]. Edges are stored centre by centre, k per atom. ``bn`` normalises the 2F channels
+    ``edge_weight`` [2F, d]; with ``edge_row`` [n*k], ``edge_attr`` holds one row per distinct bond and edge e
+    reads row ``edge_row[e]``. Edges are stored centre by centre, k per atom. ``bn`` normalises the 2F channels
     and its running statistics are updated as ``nn.BatchNorm1d`` does. Returns [n, F].
     """
     if not bn.training or not bn.affine or not bn.track_running_stats or bn.momentum is None:
@@ -192,8 +204,10 @@ def fused_gated_edge_sum(neighbour: torch.Tensor, centre: torch.Tensor, edge_att
                          "statistics and a fixed momentum.")
     if (edge_attr is None) != (edge_weight is None):
         raise ValueError("edge_attr and edge_weight come together (both None without edge features).")
-    out, mean, var = _GatedEdgeSum.apply(neighbour, centre, edge_attr, edge_weight, bn.weight, bn.bias, src, k,
-                                         bn.eps)
+    if edge_row is not None and (edge_attr is None or edge_row.shape[0] != src.shape[0]):
+        raise ValueError("edge_row needs edge_attr and one row index per edge.")
+    out, mean, var = _GatedEdgeSum.apply(neighbour, centre, edge_attr, edge_weight, bn.weight, bn.bias, src,
+                                         edge_row, k, bn.eps)
     with torch.no_grad():
         n_edges = src.shape[0]
         bn.running_mean.lerp_(mean, bn.momentum)

@@ -6,7 +6,7 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from gapkit.featurize.graphs import build_graph, collate_graphs
-from gapkit.models.cgcnn import CGCNNModel, GaussianDistance, atom_init_table, regular_degree
+from gapkit.models.cgcnn import CGCNNModel, GaussianDistance, atom_init_table, distinct_rows, regular_degree
 from tests._fitting import fit_l1
 
 
@@ -79,6 +79,15 @@ def test_gaussian_expansion_is_the_formula_with_negligible_terms_zeroed():
     d.requires_grad_()
     g(d).sum().backward()  # distances that need a gradient take the plain formula
     assert d.grad is not None and torch.isfinite(d.grad).all()
+
+
+def test_distinct_rows_rebuild_every_distance():
+    bond = torch.tensor(2.35)
+    next_float = torch.nextafter(bond, torch.tensor(3.0))  # one rounding step apart: another bond length
+    d = torch.stack([bond, torch.tensor(3.1), bond, next_float, torch.tensor(3.1)])
+    values, row = distinct_rows(d)
+    assert values.tolist() == sorted(set(d.tolist())) and len(values) == 3
+    assert row.dtype == torch.long and torch.equal(values[row], d)
 
 
 def test_atom_init_table(shared_data_dir):

@@ -87,6 +87,43 @@ def test_a_failing_compiler_falls_back_with_a_warning(monkeypatch):
     torch.testing.assert_close(got[0], expected[0], rtol=1e-5, atol=1e-5)
 
 
+def distinct_bond_inputs(seed: int = 1):
+    """Inputs whose edge features come as one row per distinct bond (6 of them) and a row index per edge."""
+    src, neighbour, centre, (_, weight), bn = inputs(True, seed)
+    gen = torch.Generator().manual_seed(seed)
+    table, edge_row = torch.randn(6, 5, generator=gen), torch.randint(0, 6, (N_ATOMS * K,), generator=gen)
+    return src, neighbour, centre, table, weight, edge_row, bn
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_edge_features_per_distinct_bond_give_the_per_edge_results(monkeypatch, compiled):
+    if compiled and shutil.which("c++") is None and shutil.which("g++") is None:
+        pytest.skip("torch.compile on a CPU needs a C++ compiler")
+    monkeypatch.setitem(fused_edges._state, "compiled", compiled)
+    results = []
+    for per_bond in (False, True):
+        src, neighbour, centre, table, weight, edge_row, bn = distinct_bond_inputs()
+        table.requires_grad_()
+        if per_bond:
+            out = fused_edges.fused_gated_edge_sum(neighbour, centre, table, weight, src, K, bn, edge_row)
+        else:
+            out = layer_by_layer(src, neighbour, centre, (table[edge_row], weight), bn)
+        out.backward(torch.linspace(-1, 1, out.numel()).view_as(out))
+        results.append([out.detach(), neighbour.grad, centre.grad, weight.grad, table.grad, bn.weight.grad,
+                        bn.bias.grad, bn.running_mean, bn.running_var])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert not compiled or fused_edges._state["compiled"], "torch.compile failed on this machine"
+
+
+def test_edge_rows_need_edge_features_and_one_index_per_edge():
+    src, neighbour, centre, table, weight, edge_row, bn = distinct_bond_inputs()
+    with pytest.raises(ValueError, match="one row index per edge"):
+        fused_edges.fused_gated_edge_sum(neighbour, centre, table, weight, src, K, bn, edge_row[:-1])
+    with pytest.raises(ValueError, match="one row index per edge"):
+        fused_edges.fused_gated_edge_sum(neighbour, centre, None, None, src, K, bn, edge_row)
+
+
 def test_needs_a_training_batch_norm():
     src, neighbour, centre, edge, bn = inputs(True)
     bn.eval()
