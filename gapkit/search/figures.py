@@ -102,12 +102,13 @@ def plot_training_study(curves: dict[str, list[float]], grid, baseline: float) -
 
 
 def plot_success_curves(systems: dict[str, pd.DataFrame],
-                        long_random: dict[str, pd.DataFrame] | None = None,
+                        long_baselines: dict[str, pd.DataFrame] | None = None,
                         more_rounds: dict[str, pd.DataFrame] | None = None) -> plt.Figure:
     """One panel per system: fraction of seeds that found the ground state against oracle calls, for each
-    method of a recorded run (columns named as in ``compare.METHODS``); dashed: random search given a
-    longer budget, and the GA run with more final rounds, where recorded."""
-    long_random, more_rounds = long_random or {}, more_rounds or {}
+    method of a recorded run (columns named as in ``compare.METHODS``); dashed: the baselines given a
+    longer budget (random search, ase-ga: whichever the longer run holds), and the GA run with more final
+    rounds, where recorded."""
+    long_baselines, more_rounds = long_baselines or {}, more_rounds or {}
     fig, axes = plt.subplots(1, len(systems), figsize=(4.2 * len(systems), 3.4), squeeze=False)
     colors = dict(zip(METHODS.values(), plt.cm.tab10.colors))
     for ax, (name, calls) in zip(axes[0], systems.items()):
@@ -116,11 +117,13 @@ def plot_success_curves(systems: dict[str, pd.DataFrame],
             if key in calls:
                 ax.step(fine, success_table(calls[[key]], fine)[label], where="post", label=label,
                         color=colors[label])
-        if name in long_random:
-            longer = long_random[name]
+        if name in long_baselines:
+            longer = long_baselines[name]
             fine = np.arange(1, int(longer["budget"].max()) + 1)
-            ax.step(fine, success_table(longer[["random"]], fine)["random search"], where="post", ls="--",
-                    color=colors["random search"], label=f"random search, {fine[-1]} calls")
+            for key, label in METHODS.items():
+                if key in longer and key != "ga_potential":
+                    ax.step(fine, success_table(longer[[key]], fine)[label], where="post", ls="--",
+                            color=colors[label], label=f"{label}, {fine[-1]} calls")
         if name in more_rounds:
             rounds = more_rounds[name]
             fine = np.arange(1, int(rounds["budget"].max()) + 1)

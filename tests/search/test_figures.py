@@ -11,17 +11,22 @@ from gapkit.search.figures import plot_success_curves
 inf = math.inf
 
 
-def test_success_curves_one_panel_per_system_with_the_longer_random_run():
+def test_success_curves_one_panel_per_system_with_the_longer_baseline_runs():
     ga = pd.DataFrame({"budget": [100, 200], "ga_potential": [10.0, inf], "random": [inf, 150.0],
                        "ase_ga": [inf, inf]})
     longer = pd.DataFrame({"budget": [1000, 1000], "random": [400.0, 150.0]})
-    fig = plot_success_curves({"Si": ga, "TiO2": ga}, {"TiO2": longer})
-    left, right = fig.axes
+    both = longer.assign(ase_ga=[inf, 700.0], ase_ga_below=[20.0, inf])
+    fig = plot_success_curves({"Si": ga, "TiO2": ga, "CaTiO3": ga}, {"TiO2": longer, "CaTiO3": both})
+    left, middle, right = fig.axes
     assert [line.get_label() for line in left.get_lines()][:3] == ["GA + potential", "random search", "ase-ga"]
-    dashed = [line for line in right.get_lines() if line.get_linestyle() == "--"]
+    dashed = [line for line in middle.get_lines() if line.get_linestyle() == "--"]
     assert len(dashed) == 1 and dashed[0].get_label() == "random search, 1000 calls"
     x, y = dashed[0].get_data()
     assert y[x == 149][0] == 0 and y[x == 150][0] == 0.5 and y[-1] == 1.0  # both seeds by 400 calls
+    dashed = [line for line in right.get_lines() if line.get_linestyle() == "--"]
+    assert [line.get_label() for line in dashed] == ["random search, 1000 calls", "ase-ga, 1000 calls"]
+    x, y = dashed[1].get_data()
+    assert y[x == 699][0] == 0 and y[-1] == 0.5
 
 
 def test_success_curves_draw_the_ga_with_more_rounds_dashed():
