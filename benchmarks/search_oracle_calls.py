@@ -17,7 +17,9 @@ rounds (each learns from the previous round's oracle relaxations; see ``SearchCo
 ``--baseline-budget N [--methods random]`` runs the baselines alone with N oracle calls per seed (no GA), to
 find how many calls they need to reach 50 % success when the GA's budget is too small for that; such runs
 are recorded as ``results/search-<profile>-<formula>-baselines.json``. A baseline's trace does not depend
-on its budget (only the last relaxation is cut short), so a longer run extends the shorter one.
+on its budget (only the last relaxation is cut short), so a longer run extends the shorter one. Baselines run
+separately (``--methods random`` into one CSV, ``--methods ase_ga`` into another) are recorded together with
+``--summarise A.csv B.csv --record``, joined seed by seed.
 """
 
 from __future__ import annotations
@@ -56,6 +58,23 @@ def summarise(calls: pd.DataFrame, formula: str, n_atoms: int) -> dict[str, dict
     return out
 
 
+def join_runs(runs: list[pd.DataFrame]) -> pd.DataFrame:
+    """One row per seed from runs of different methods on the same seeds and budget (wall times added)."""
+    joined = runs[0]
+    for run in runs[1:]:
+        shared = (set(joined) & set(run)) - {"seed", "budget", "wall_s"}
+        if shared:
+            raise ValueError(f"Both runs hold the columns {sorted(shared)}; join runs of different methods.")
+        if set(joined["seed"]) != set(run["seed"]):
+            raise ValueError(f"The runs cover different seeds: {sorted(joined['seed'])} and {sorted(run['seed'])}.")
+        joined = joined.merge(run, on="seed", suffixes=("", "_other"), validate="one_to_one")
+        if not (joined["budget"] == joined["budget_other"]).all():
+            raise ValueError("The runs gave the seeds different oracle budgets; join runs of the same budget.")
+        joined["wall_s"] = joined["wall_s"] + joined["wall_s_other"]
+        joined = joined.drop(columns=["budget_other", "wall_s_other"])
+    return joined
+
+
 # the smallest cells holding each ground state (diamond Si, rutile/anatase TiO2, cubic perovskite CaTiO3)
 QUICK_CELLS = {"Si": 2, "TiO2": 6, "CaTiO3": 5}
 
@@ -70,7 +89,9 @@ def main() -> None:
                         + ", ".join(f"{f} {n}" for f, n in QUICK_CELLS.items()) + ")")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--csv", help="append one row per seed to this CSV")
-    parser.add_argument("--summarise", help="summarise a finished CSV instead of running")
+    parser.add_argument("--summarise", nargs="+", metavar="CSV",
+                        help="summarise a finished CSV instead of running; several CSVs of the same seeds and budget "
+                             "(e.g. random search and ase-ga run separately) are joined seed by seed")
     parser.add_argument("--record", action="store_true", help="with --summarise: write results/search-<profile>-<formula>.json")
     parser.add_argument("--baseline-budget", type=int, help="run only the baselines, with this many oracle calls per seed")
     parser.add_argument("--methods", nargs="+", default=list(BASELINES), choices=[*BASELINES, "none"],
@@ -87,7 +108,7 @@ def main() -> None:
         parser.error("--baseline-budget runs the baselines alone and --methods none the GA alone: choose one.")
     warnings.filterwarnings("ignore")
     if args.summarise:
-        calls = pd.read_csv(args.summarise)
+        calls = join_runs([pd.read_csv(path) for path in args.summarise])
         print(calls.to_string(index=False))
         summary = summarise(calls, args.formula, args.n_atoms)
         if args.record:
