@@ -150,6 +150,17 @@ def test_a_fused_model_trains_like_the_layer_by_layer_one(unfused_kernels, monke
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_a_model_with_only_some_fused_convolutions_reads_the_per_bond_table_right(unfused_kernels):
+    batch = batch_of(structures())
+    outputs = []
+    for fused in ([False, False, False], [True, False, True]):
+        model = tiny_model(seed=4).train()
+        for conv, on in zip(model.convs, fused):
+            conv.fused = on  # the unfused one gets the per-bond table and expands it per edge
+        outputs.append(model.forward_batch(batch)[0].detach())
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-5)
+
+
 def test_edge_feature_gradient_and_paired_edge_arguments(unfused_kernels):
     grads = []
     for fn in (layer_by_layer, fused):
