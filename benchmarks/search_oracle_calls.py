@@ -101,6 +101,9 @@ def main() -> None:
     parser.add_argument("--round-patience", type=int, default=2, help="with --final-rounds: stop after this many rounds without improvement")
     parser.add_argument("--frames-every", type=int, default=5, help="with --final-rounds: keep every k-th relaxation step for training")
     parser.add_argument("--total-budget", type=int, help="with --final-rounds: stop the GA after this many oracle calls")
+    parser.add_argument("--screen", action="store_true",
+                        help="the GA screens each final round's picks with one oracle single point and relaxes them "
+                             "lowest oracle energy first (SearchConfig.screen_final_picks; not in the paper)")
     parser.add_argument("--notes", default="", help="with --record: added to the record's notes (e.g. which commits ran which seeds)")
     args = parser.parse_args()
     args.n_atoms = args.n_atoms or QUICK_CELLS[args.formula]
@@ -116,13 +119,13 @@ def main() -> None:
             from gapkit.runtime import describe_device
 
             # one record per profile and system; the chapter's own quick run writes search-quick.json
-            variant = "-rounds" if args.final_rounds > 1 else ""
+            variant = ("-rounds" if args.final_rounds > 1 else "") + ("-screened" if args.screen else "")
             profile = f"{args.profile}{variant}-{args.formula}" + ("" if "ga_potential" in calls else "-baselines")
             path = record_results("search", profile, {
                 "formula": args.formula, "n_atoms": args.n_atoms,
                 "settings": {"final_rounds": args.final_rounds, "round_patience": args.round_patience,
                              "frames_every": args.frames_every, "total_budget": args.total_budget,
-                             "methods": args.methods},
+                             "methods": args.methods, "screen_final_picks": args.screen},
                 # JSON has no infinity: never found -> null
                 "per_seed": calls.astype(object).where(calls.abs() != float("inf"), None).to_dict("records"),
                 "summary": {k: {kk: (None if vv == float("inf") else vv) for kk, vv in v.items()}
@@ -152,6 +155,8 @@ def main() -> None:
             overrides = {} if args.final_rounds == 1 else {
                 "final_rounds": args.final_rounds, "round_patience": args.round_patience,
                 "relaxation_frames_every": args.frames_every, "total_budget": args.total_budget}
+            if args.screen:
+                overrides["screen_final_picks"] = True
             row = calls_to_ground_state(args.formula, args.n_atoms, ref.atoms, chgnet_calculator, args.profile,
                                         [seed], overrides, tuple(m for m in args.methods if m != "none"), state_dir)
         row["wall_s"] = round(time.perf_counter() - t0, 1)

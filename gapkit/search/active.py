@@ -55,6 +55,9 @@ class SearchConfig:
     round_patience: int = 2
     relaxation_frames_every: int = 0  # 0 = learn nothing from the final relaxations (paper)
     total_budget: int | None = None
+    # not in the paper: before relaxing a final round's picks, the oracle computes one single point of each
+    # (pre-relaxed on the potential) and relaxes them lowest oracle energy first instead of lowest predicted
+    screen_final_picks: bool = False
     train: TrainSettings = field(default_factory=TrainSettings)
 
     def counts(self) -> dict[str, int]:

@@ -122,11 +122,14 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     batch = _take_picks(state, jobs)
     # the oracle relaxes the most promising first, so calls-to-success counts what a user would spend
     batch = sorted(_distinct(batch), key=lambda item: item[1].info.get("e_pred", float("inf")))
+    best_before = state.best.energy_per_atom if state.best is not None else float("inf")
+    potential = state.potential
+    if config.screen_final_picks:
+        batch, potential = _screened(state, config, oracle, executor, batch), None  # pre-relaxed already
     steps = _relax_steps_within_budget(len(batch), state, config)
     batch = batch[:len(steps)]
-    best_before = state.best.energy_per_atom if state.best is not None else float("inf")
     results = list(executor.map(_relax_job, [a for _, a in batch], repeat(oracle), repeat(config),
-                                [s for s, _ in batch], repeat(state.potential), steps))
+                                [s for s, _ in batch], repeat(potential), steps))
     for result in results:
         record_oracle(state, result)
     state.final_results = sorted(state.final_results + results, key=lambda r: r.energy_per_atom)
@@ -146,6 +149,29 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
         retrain(state, config)
         log.info("final round %d: %d relaxations, %d frames added, train %d, calls %d", state.final_round,
                  len(results), added, len(state.train_atoms), state.counter.total)
+
+
+def _screened(state: SearchState, config: SearchConfig, oracle: CalculatorFactory, executor: Executor,
+              batch: list[tuple[str, Atoms]]) -> list[tuple[str, Atoms]]:
+    """The picks pre-relaxed on the potential and ranked by one oracle single point each (counted, as many
+    as the budget leaves room for with one relaxation step after them); failed ones are dropped."""
+    if config.total_budget is not None:
+        batch = batch[:max(0, config.total_budget - state.counter.total - 2)]
+    prepared = list(executor.map(_pre_relaxed, [a for _, a in batch], repeat(state.potential), repeat(config)))
+    results = list(executor.map(single_point, prepared, repeat(oracle), [{"system": s} for s, _ in batch]))
+    for result in results:
+        record_oracle(state, result)
+    ranked = sorted((r.energy_per_atom, k) for k, r in enumerate(results) if not r.failed)
+    return [(batch[k][0], prepared[k]) for _, k in ranked]
+
+
+def _pre_relaxed(atoms: Atoms, potential, config: SearchConfig) -> Atoms:
+    """``atoms`` relaxed on the potential (free) when that keeps atoms apart, else as given."""
+    if potential is not None and config.final_potential_relax_steps > 0:
+        scored = make_scorer(potential, config.final_potential_relax_steps, config.fmax)(atoms)
+        if scored is not None and not too_close(scored[0], config.ga.min_distance_factor):
+            return scored[0]
+    return atoms
 
 
 def _relax_steps_within_budget(n_picks: int, state: SearchState, config: SearchConfig) -> list[int]:
@@ -191,10 +217,7 @@ def _relax_job(atoms, oracle: CalculatorFactory, config: SearchConfig, system: s
                potential=None, steps: int | None = None) -> OracleResult:
     """Pre-relax with the potential (free), then relax with the oracle (counted; ``steps``, default
     ``config.final_relax_steps``), tagged by system."""
-    if potential is not None and config.final_potential_relax_steps > 0:
-        scored = make_scorer(potential, config.final_potential_relax_steps, config.fmax)(atoms)
-        if scored is not None and not too_close(scored[0], config.ga.min_distance_factor):
-            atoms = scored[0]
+    atoms = _pre_relaxed(atoms, potential, config)
     return relax(atoms, oracle, fmax=config.fmax, steps=config.final_relax_steps if steps is None else steps,
                  tag={"system": system},
                  keep_every=config.relaxation_frames_every if config.final_rounds > 1 else 0)

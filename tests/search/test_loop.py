@@ -188,3 +188,33 @@ def test_a_system_the_potential_cannot_score_sits_the_cycle_out():
     system, pop, picks = ga_task("cubic", population, wrong_species, config, cycle=1, n_generations=2,
                                  n_recommend=3)
     assert system == "cubic" and picks == [] and pop is population
+
+
+def test_screening_ranks_final_picks_by_one_counted_oracle_single_point_each():
+    from gapkit.search.active import SearchState
+    from gapkit.search.runner import _screened
+
+    volumes = [14.35, 12.25, 13.05, 11.75]  # Å^3/atom; the flaky oracle fails on the last two (see FlakyEMT)
+    batch = [("cubic", bulk("Cu", "fcc", (4 * v) ** (1 / 3)) * (2, 1, 1)) for v in volumes]
+    state = SearchState()
+    ranked = _screened(state, _config(), emt_calculator, SerialExecutor(), batch)
+    assert state.counter.single_points == 4 and state.counter.relax_steps == 0
+    energies = [single_point(a, emt_calculator).energy_per_atom for _, a in ranked]
+    assert energies == sorted(energies) and len(ranked) == 4
+    assert state.best.energy_per_atom == pytest.approx(energies[0])
+    capped = SearchState()
+    _screened(capped, _config(total_budget=4), emt_calculator, SerialExecutor(), batch)
+    assert capped.counter.total == 2  # room is left for a relaxation step after the screening
+    flaky = SearchState()
+    kept = _screened(flaky, _config(), flaky_calculator, SerialExecutor(), batch)
+    assert flaky.counter.failed == 2 and flaky.counter.single_points == 4
+    assert [a.get_volume() / len(a) for _, a in kept] == pytest.approx([12.25, 14.35])  # failed ones dropped
+
+
+def test_a_search_with_screened_final_picks_finds_fcc_copper():
+    config = _config(seed=1, max_cycles=3, final_per_system=2, screen_final_picks=True)
+    state = run_search(config, emt_calculator, executor=SerialExecutor())
+    plain = run_search(_config(seed=1, max_cycles=3, final_per_system=2), emt_calculator, executor=SerialExecutor())
+    ref = relax(bulk("Cu", "fcc", 3.6) * (2, 1, 1), emt_calculator, steps=100)
+    assert state.best.energy_per_atom <= ref.energy_per_atom + 0.01
+    assert state.counter.single_points > plain.counter.single_points  # the screening's calls are counted
