@@ -63,7 +63,7 @@ def main() -> None:
             if formula not in references:
                 references[formula] = reference_structure(formula, chgnet_calculator)
             name, ref = references[formula]
-            best = state.improvements[-1]
+            best = state.best
             print(f"{path.name}: best {best.energy_per_atom:.4f} eV/atom after {best.calls} calls "
                   f"({1000 * (best.energy_per_atom - ref.energy_per_atom):+.1f} meV/atom against {name}), "
                   f"{describe(best.atoms)}, matches {name}: {same_structure(best.atoms, ref.atoms)}")

@@ -125,7 +125,9 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     best_before = state.best.energy_per_atom if state.best is not None else float("inf")
     potential = state.potential
     if config.screen_final_picks:
-        batch, potential = _screened(state, config, oracle, executor, batch), None  # pre-relaxed already
+        # pre-relaxed already; each relaxation's first oracle call repeats its screening single point (one
+        # call per pick, counted: reusing it would change the recorded screened run)
+        batch, potential = _screened(state, config, oracle, executor, batch), None
     steps = _relax_steps_within_budget(len(batch), state, config)
     batch = batch[:len(steps)]
     results = list(executor.map(_relax_job, [a for _, a in batch], repeat(oracle), repeat(config),
