@@ -12,7 +12,9 @@ budget). CHGNet is the oracle. Not a test: it measures, it asserts nothing.
 ``--final-rounds N [--round-patience P] [--frames-every K] [--total-budget B]`` runs the GA with more final
 rounds (each learns from the previous round's oracle relaxations; see ``SearchConfig.final_rounds``); with
 ``--record`` such runs are written as ``results/search-<profile>-rounds-<formula>.json`` (pass the same
-``--final-rounds`` to ``--summarise``). ``--methods none`` runs the GA alone.
+``--final-rounds`` to ``--summarise``). ``--methods none`` runs the GA alone. ``--screen`` ranks each round's
+picks by one oracle single point (learned from, like the relaxations) and ``--relax-per-round K`` relaxes only
+the first K (records ``...-rounds-screened-topK-<formula>.json``; pass the same flags to ``--summarise``).
 
 ``--baseline-budget N [--methods random]`` runs the baselines alone with N oracle calls per seed (no GA), to
 find how many calls they need to reach 50 % success when the GA's budget is too small for that; such runs
@@ -104,6 +106,9 @@ def main() -> None:
     parser.add_argument("--screen", action="store_true",
                         help="the GA screens each final round's picks with one oracle single point and relaxes them "
                              "lowest oracle energy first (SearchConfig.screen_final_picks; not in the paper)")
+    parser.add_argument("--relax-per-round", type=int,
+                        help="with --final-rounds: the oracle relaxes only this many picks per round, the first in "
+                             "the round's order (SearchConfig.relax_per_round; not in the paper)")
     parser.add_argument("--notes", default="", help="with --record: added to the record's notes (e.g. which commits ran which seeds)")
     args = parser.parse_args()
     args.n_atoms = args.n_atoms or QUICK_CELLS[args.formula]
@@ -119,13 +124,15 @@ def main() -> None:
             from gapkit.runtime import describe_device
 
             # one record per profile and system; the chapter's own quick run writes search-quick.json
-            variant = ("-rounds" if args.final_rounds > 1 else "") + ("-screened" if args.screen else "")
+            variant = ("-rounds" if args.final_rounds > 1 else "") + ("-screened" if args.screen else "") + \
+                (f"-top{args.relax_per_round}" if args.relax_per_round else "")
             profile = f"{args.profile}{variant}-{args.formula}" + ("" if "ga_potential" in calls else "-baselines")
             path = record_results("search", profile, {
                 "formula": args.formula, "n_atoms": args.n_atoms,
                 "settings": {"final_rounds": args.final_rounds, "round_patience": args.round_patience,
                              "frames_every": args.frames_every, "total_budget": args.total_budget,
-                             "methods": args.methods, "screen_final_picks": args.screen},
+                             "methods": args.methods, "screen_final_picks": args.screen,
+                             "relax_per_round": args.relax_per_round},
                 # JSON has no infinity: never found -> null
                 "per_seed": calls.astype(object).where(calls.abs() != float("inf"), None).to_dict("records"),
                 "summary": {k: {kk: (None if vv == float("inf") else vv) for kk, vv in v.items()}
@@ -157,6 +164,8 @@ def main() -> None:
                 "relaxation_frames_every": args.frames_every, "total_budget": args.total_budget}
             if args.screen:
                 overrides["screen_final_picks"] = True
+            if args.relax_per_round:
+                overrides["relax_per_round"] = args.relax_per_round
             row = calls_to_ground_state(args.formula, args.n_atoms, ref.atoms, chgnet_calculator, args.profile,
                                         [seed], overrides, tuple(m for m in args.methods if m != "none"), state_dir)
         row["wall_s"] = round(time.perf_counter() - t0, 1)

@@ -58,10 +58,15 @@ class SearchConfig:
     # not in the paper: before relaxing a final round's picks, the oracle computes one single point of each
     # (pre-relaxed on the potential) and relaxes them lowest oracle energy first instead of lowest predicted
     screen_final_picks: bool = False
+    # not in the paper: relax only this many picks per final round (the first in the order above), so the
+    # potential is refitted after fewer oracle relaxations; None relaxes every pick
+    relax_per_round: int | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
 
     def counts(self) -> dict[str, int]:
         """Atoms per element (validates formula and atom count)."""
+        if self.relax_per_round is not None and self.relax_per_round < 1:
+            raise ValueError(f"relax_per_round must be at least 1 (or None for every pick), got {self.relax_per_round}.")
         return stoichiometry(self.formula, self.n_atoms)
 
 

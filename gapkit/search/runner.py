@@ -123,11 +123,12 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     # the oracle relaxes the most promising first, so calls-to-success counts what a user would spend
     batch = sorted(_distinct(batch), key=lambda item: item[1].info.get("e_pred", float("inf")))
     best_before = state.best.energy_per_atom if state.best is not None else float("inf")
-    potential = state.potential
+    potential, screening = state.potential, []
     if config.screen_final_picks:
         # pre-relaxed already; each relaxation's first oracle call repeats its screening single point (one
         # call per pick, counted: reusing it would change the recorded screened run)
-        batch, potential = _screened(state, config, oracle, executor, batch), None
+        (batch, screening), potential = _screened(state, config, oracle, executor, batch), None
+    batch = batch[:config.relax_per_round]
     steps = _relax_steps_within_budget(len(batch), state, config)
     batch = batch[:len(steps)]
     results = list(executor.map(_relax_job, [a for _, a in batch], repeat(oracle), repeat(config),
@@ -143,6 +144,10 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
                       or spent or not batch)
     if not state.finished and config.relaxation_frames_every > 0:
         added = learn_from_relaxations(state, results, config.train_energy_window)
+        for result in screening:  # the screening's single points are labelled structures too
+            if accept_for_training(state, result, config.train_energy_window):
+                add_training_example(state, result.atoms, result.energy_ev, result.forces, result.stress)
+                added += 1
         for (system, _), result in zip(batch, results):  # relaxed minima become parents of the next round
             if not result.failed:
                 relaxed = result.atoms.copy()
@@ -154,9 +159,10 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
 
 
 def _screened(state: SearchState, config: SearchConfig, oracle: CalculatorFactory, executor: Executor,
-              batch: list[tuple[str, Atoms]]) -> list[tuple[str, Atoms]]:
+              batch: list[tuple[str, Atoms]]) -> tuple[list[tuple[str, Atoms]], list[OracleResult]]:
     """The picks pre-relaxed on the potential and ranked by one oracle single point each (counted, as many
-    as the budget leaves room for with one relaxation step after them); failed ones are dropped."""
+    as the budget leaves room for with one relaxation step after them; failed ones are dropped), and the
+    single points themselves."""
     if config.total_budget is not None:
         batch = batch[:max(0, config.total_budget - state.counter.total - 2)]
     prepared = list(executor.map(_pre_relaxed, [a for _, a in batch], repeat(state.potential), repeat(config)))
@@ -164,7 +170,7 @@ def _screened(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     for result in results:
         record_oracle(state, result)
     ranked = sorted((r.energy_per_atom, k) for k, r in enumerate(results) if not r.failed)
-    return [(batch[k][0], prepared[k]) for _, k in ranked]
+    return [(batch[k][0], prepared[k]) for _, k in ranked], results
 
 
 def _pre_relaxed(atoms: Atoms, potential, config: SearchConfig) -> Atoms:

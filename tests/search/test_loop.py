@@ -197,7 +197,8 @@ def test_screening_ranks_final_picks_by_one_counted_oracle_single_point_each():
     volumes = [14.35, 12.25, 13.05, 11.75]  # Å^3/atom; the flaky oracle fails on the last two (see FlakyEMT)
     batch = [("cubic", bulk("Cu", "fcc", (4 * v) ** (1 / 3)) * (2, 1, 1)) for v in volumes]
     state = SearchState()
-    ranked = _screened(state, _config(), emt_calculator, SerialExecutor(), batch)
+    ranked, points = _screened(state, _config(), emt_calculator, SerialExecutor(), batch)
+    assert len(points) == 4 and [p.n_single_points for p in points] == [1] * 4
     assert state.counter.single_points == 4 and state.counter.relax_steps == 0
     energies = [single_point(a, emt_calculator).energy_per_atom for _, a in ranked]
     assert energies == sorted(energies) and len(ranked) == 4
@@ -206,7 +207,7 @@ def test_screening_ranks_final_picks_by_one_counted_oracle_single_point_each():
     _screened(capped, _config(total_budget=4), emt_calculator, SerialExecutor(), batch)
     assert capped.counter.total == 2  # room is left for a relaxation step after the screening
     flaky = SearchState()
-    kept = _screened(flaky, _config(), flaky_calculator, SerialExecutor(), batch)
+    kept, _ = _screened(flaky, _config(), flaky_calculator, SerialExecutor(), batch)
     assert flaky.counter.failed == 2 and flaky.counter.single_points == 4
     assert [a.get_volume() / len(a) for _, a in kept] == pytest.approx([12.25, 14.35])  # failed ones dropped
 
@@ -218,3 +219,22 @@ def test_a_search_with_screened_final_picks_finds_fcc_copper():
     ref = relax(bulk("Cu", "fcc", 3.6) * (2, 1, 1), emt_calculator, steps=100)
     assert state.best.energy_per_atom <= ref.energy_per_atom + 0.01
     assert state.counter.single_points > plain.counter.single_points  # the screening's calls are counted
+
+
+
+def test_relax_per_round_caps_each_rounds_relaxations_and_the_screening_single_points_are_learned():
+    rounds = dict(seed=2, max_cycles=1, final_per_system=2, final_rounds=3, round_patience=3,
+                  relaxation_frames_every=4, screen_final_picks=True)
+    capped = run_search(_config(relax_per_round=1, **rounds), emt_calculator, executor=SerialExecutor())
+    assert capped.final_round == 3 and len(capped.final_results) == 3  # one relaxation per round
+    every = run_search(_config(**rounds), emt_calculator, executor=SerialExecutor())
+    assert len(every.final_results) > 3
+    # one round, one relaxation keeping at most 2 frames (first and last): more joined the training set, so
+    # the single points of the picks screened but not relaxed did
+    sparse = {**rounds, "relaxation_frames_every": 1000, "relax_per_round": 1}
+    before = run_search(_config(**sparse), emt_calculator, executor=SerialExecutor(), stop_after_cycles=1)
+    after = run_search(_config(**sparse), emt_calculator, executor=SerialExecutor(), stop_after_cycles=2)
+    assert before.final_round == 0 and after.final_round == 1 and not after.finished
+    assert len(after.train_atoms) - len(before.train_atoms) > 2
+    with pytest.raises(ValueError, match="relax_per_round"):
+        run_search(_config(relax_per_round=0), emt_calculator)
