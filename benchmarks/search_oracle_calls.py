@@ -15,6 +15,8 @@ rounds (each learns from the previous round's oracle relaxations; see ``SearchCo
 ``--final-rounds`` to ``--summarise``). ``--methods none`` runs the GA alone. ``--screen`` ranks each round's
 picks by one oracle single point (learned from, like the relaxations) and ``--relax-per-round K`` relaxes only
 the first K (records ``...-rounds-screened-topK-<formula>.json``; pass the same flags to ``--summarise``).
+``--stop-when-found`` (GA alone) stops a seed once it matched the reference: the calls to it are those of the
+whole run, only the seeds that never find it spend the whole budget.
 
 ``--baseline-budget N [--methods random]`` runs the baselines alone with N oracle calls per seed (no GA), to
 find how many calls they need to reach 50 % success when the GA's budget is too small for that; such runs
@@ -109,9 +111,14 @@ def main() -> None:
     parser.add_argument("--relax-per-round", type=int,
                         help="with --final-rounds: the oracle relaxes only this many picks per round, the first in "
                              "the round's order (SearchConfig.relax_per_round; not in the paper)")
+    parser.add_argument("--stop-when-found", action="store_true",
+                        help="with --methods none: stop each seed's search once it matched the reference (same calls "
+                             "to it; the budget column becomes the calls spent until then)")
     parser.add_argument("--notes", default="", help="with --record: added to the record's notes (e.g. which commits ran which seeds)")
     args = parser.parse_args()
     args.n_atoms = args.n_atoms or QUICK_CELLS[args.formula]
+    if args.stop_when_found and args.methods != ["none"]:
+        parser.error("--stop-when-found cuts the GA's budget, which the baselines would get: use it with --methods none.")
     if args.baseline_budget and "none" in args.methods:
         parser.error("--baseline-budget runs the baselines alone and --methods none the GA alone: choose one.")
     warnings.filterwarnings("ignore")
@@ -132,7 +139,8 @@ def main() -> None:
                 "settings": {"final_rounds": args.final_rounds, "round_patience": args.round_patience,
                              "frames_every": args.frames_every, "total_budget": args.total_budget,
                              "methods": args.methods, "screen_final_picks": args.screen,
-                             "relax_per_round": args.relax_per_round},
+                             "relax_per_round": args.relax_per_round,
+                             "stopped_when_found": args.stop_when_found},
                 # JSON has no infinity: never found -> null
                 "per_seed": calls.astype(object).where(calls.abs() != float("inf"), None).to_dict("records"),
                 "summary": {k: {kk: (None if vv == float("inf") else vv) for kk, vv in v.items()}
@@ -167,7 +175,8 @@ def main() -> None:
             if args.relax_per_round:
                 overrides["relax_per_round"] = args.relax_per_round
             row = calls_to_ground_state(args.formula, args.n_atoms, ref.atoms, chgnet_calculator, args.profile,
-                                        [seed], overrides, tuple(m for m in args.methods if m != "none"), state_dir)
+                                        [seed], overrides, tuple(m for m in args.methods if m != "none"), state_dir,
+                                        stop_when_found=args.stop_when_found)
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         print(row.to_string(index=False, header=not printed), flush=True)  # wall_s: this run's part only
         printed = True

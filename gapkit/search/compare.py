@@ -56,20 +56,29 @@ def outcomes(method: str, improvements: list[Improvement], reference: Atoms) -> 
 def calls_to_ground_state(formula: str, n_atoms: int, reference: Atoms, oracle: CalculatorFactory,
                           profile: str = "quick", seeds: range | list[int] = range(3),
                           overrides: dict | None = None, baselines: tuple[str, ...] = tuple(BASELINES),
-                          state_dir: Path | str | None = None) -> pd.DataFrame:
+                          state_dir: Path | str | None = None, stop_when_found: bool = False) -> pd.DataFrame:
     """Per seed: the GA's oracle budget and the calls each method needed to match ``reference``
     (the ``baselines`` get exactly the GA's budget; inf = not found). ``overrides`` replace fields of
     the profile's SearchConfig (e.g. ``{"final_rounds": 10}``). With ``state_dir`` every GA search keeps its
     state there (see ``runner.state_file``): a killed run picks up where it stopped, and the finished states
-    stay for inspection; use one directory per oracle."""
+    stay for inspection; use one directory per oracle. ``stop_when_found`` stops each GA search once it has
+    matched ``reference`` (same calls to it; the budget column is then the calls spent up to the stop, and a
+    lower crystal is only looked for until then), for the GA alone."""
+    if stop_when_found and baselines:
+        raise ValueError("stop_when_found cuts the GA's budget, which the baselines would inherit; run the GA alone.")
+
+    def found(state) -> bool:
+        return math.isfinite(calls_to_success(state.improvements, reference))
+
     rows = []
     for seed in seeds:
         config = dataclasses.replace(search_config(profile, formula, n_atoms, seed), **(overrides or {}))
         if state_dir is None:
-            state = run_search(config, oracle, executor=SerialExecutor())
+            state = run_search(config, oracle, executor=SerialExecutor(), stop_when=found if stop_when_found else None)
         else:
             Path(state_dir).mkdir(parents=True, exist_ok=True)
-            state = run_search(config, oracle, executor=SerialExecutor(), state_path=state_file(state_dir, config))
+            state = run_search(config, oracle, executor=SerialExecutor(), state_path=state_file(state_dir, config),
+                               stop_when=found if stop_when_found else None)
         budget = state.counter.total
         rows.append({"seed": seed, "budget": budget,
                      **outcomes("ga_potential", state.improvements, reference),

@@ -15,6 +15,7 @@ import pickle
 from concurrent.futures import Executor, ThreadPoolExecutor
 from itertools import repeat
 from pathlib import Path
+from typing import Callable
 
 from ase import Atoms
 
@@ -233,8 +234,11 @@ def _relax_job(atoms, oracle: CalculatorFactory, config: SearchConfig, system: s
 
 def run_search(config: SearchConfig, oracle: CalculatorFactory = chgnet_calculator,
                executor: Executor | None = None, state_path: Path | str | None = None,
-               stop_after_cycles: int | None = None) -> SearchState:
-    """Run (or resume) a search; ``stop_after_cycles`` stops early, as a kill would (for tests)."""
+               stop_after_cycles: int | None = None,
+               stop_when: Callable[[SearchState], bool] | None = None) -> SearchState:
+    """Run (or resume) a search; ``stop_after_cycles`` stops early, as a kill would (for tests), and so does
+    ``stop_when`` once it returns True after a cycle or round (a benchmark that knows the answer stops
+    there: the trajectory up to then is the same)."""
     config.counts()  # fail fast on bad formula / atom count
     path = Path(state_path) if state_path is not None else None
     if path is not None and path.exists():
@@ -250,6 +254,8 @@ def run_search(config: SearchConfig, oracle: CalculatorFactory = chgnet_calculat
         done_here = 0
         while not state.finished:
             if stop_after_cycles is not None and done_here >= stop_after_cycles:
+                break
+            if stop_when is not None and stop_when(state):
                 break
             left = _budget_left(state, config)
             if state.converged or state.cycle >= config.max_cycles or left == 0:

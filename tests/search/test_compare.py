@@ -133,3 +133,25 @@ def test_calls_to_ground_state_resumes_from_its_state_dir(tmp_path):
     # another setting is another search, with its own state file
     base = dataclasses.replace(search_config("quick", "Cu", 2, 3), **small)
     assert state_file(tmp_path, base) != state_file(tmp_path, dataclasses.replace(base, final_relax_steps=11))
+
+
+def test_stop_when_found_keeps_the_calls_to_the_reference_and_spends_fewer():
+    from gapkit.search.compare import calls_to_ground_state
+    from gapkit.search.ga import GASettings
+    from gapkit.search.oracle import emt_calculator, relax
+    from gapkit.search.potential import TrainSettings
+
+    rounds = {"crystal_systems": ("cubic", "hexagonal", "triclinic"), "ga": GASettings(population_size=8, n_children=4),
+              "ga_generations": 2, "final_generations": 3, "max_cycles": 2, "recommend_per_system": 3,
+              "final_per_system": 1, "min_training_size": 1000, "final_relax_steps": 40,
+              "potential_relax_steps": 2, "final_rounds": 6, "round_patience": 6, "relaxation_frames_every": 4,
+              "train": TrainSettings(max_epochs=200, patience=50)}
+    reference = relax(bulk("Cu", "fcc", 3.6), emt_calculator, steps=100).atoms
+    whole = calls_to_ground_state("Cu", 2, reference, emt_calculator, "quick", [1], rounds, baselines=())
+    cut = calls_to_ground_state("Cu", 2, reference, emt_calculator, "quick", [1], rounds, baselines=(),
+                                stop_when_found=True)
+    assert math.isfinite(whole["ga_potential"].iloc[0])
+    assert cut["ga_potential"].iloc[0] == whole["ga_potential"].iloc[0]
+    assert cut["budget"].iloc[0] < whole["budget"].iloc[0]
+    with pytest.raises(ValueError, match="GA alone"):
+        calls_to_ground_state("Cu", 2, reference, emt_calculator, "quick", [1], rounds, stop_when_found=True)
