@@ -103,12 +103,12 @@ def plot_training_study(curves: dict[str, list[float]], grid, baseline: float) -
 
 def plot_success_curves(systems: dict[str, pd.DataFrame],
                         long_baselines: dict[str, pd.DataFrame] | None = None,
-                        more_rounds: dict[str, pd.DataFrame] | None = None) -> plt.Figure:
+                        ga_variants: dict[str, dict[str, pd.DataFrame]] | None = None) -> plt.Figure:
     """One panel per system: fraction of seeds that found the ground state against oracle calls, for each
     method of a recorded run (columns named as in ``compare.METHODS``); dashed: the baselines given a
-    longer budget (random search, ase-ga: whichever the longer run holds), and the GA run with more final
-    rounds, where recorded."""
-    long_baselines, more_rounds = long_baselines or {}, more_rounds or {}
+    longer budget (random search, ase-ga: whichever the longer run holds); in the GA's colour, dashed then
+    dash-dotted and dotted: other runs of the GA (``{label: {system: calls}}``, e.g. more final rounds)."""
+    long_baselines, ga_variants = long_baselines or {}, ga_variants or {}
     fig, axes = plt.subplots(1, len(systems), figsize=(4.2 * len(systems), 3.4), squeeze=False)
     colors = dict(zip(METHODS.values(), plt.cm.tab10.colors))
     for ax, (name, calls) in zip(axes[0], systems.items()):
@@ -124,11 +124,11 @@ def plot_success_curves(systems: dict[str, pd.DataFrame],
                 if key in longer and key != "ga_potential":
                     ax.step(fine, success_table(longer[[key]], fine)[label], where="post", ls="--",
                             color=colors[label], label=f"{label}, {fine[-1]} calls")
-        if name in more_rounds:
-            rounds = more_rounds[name]
-            fine = np.arange(1, int(rounds["budget"].max()) + 1)
-            ax.step(fine, success_table(rounds[["ga_potential"]], fine)["GA + potential"], where="post", ls="--",
-                    color=colors["GA + potential"], label="GA + potential, more rounds")
+        for style, (variant, runs) in zip(("--", "-.", ":"), ga_variants.items()):
+            if name in runs:
+                fine = np.arange(1, int(runs[name]["budget"].max()) + 1)
+                ax.step(fine, success_table(runs[name][["ga_potential"]], fine)["GA + potential"], where="post",
+                        ls=style, color=colors["GA + potential"], label=f"GA + potential, {variant}")
         ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_title(f"{name} ({len(calls)} seeds)")

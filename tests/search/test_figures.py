@@ -29,11 +29,17 @@ def test_success_curves_one_panel_per_system_with_the_longer_baseline_runs():
     assert y[x == 699][0] == 0 and y[-1] == 0.5
 
 
-def test_success_curves_draw_the_ga_with_more_rounds_dashed():
+def test_success_curves_draw_other_runs_of_the_ga_in_its_colour_with_their_own_styles():
     ga = pd.DataFrame({"budget": [100, 200], "ga_potential": [10.0, inf]})
     rounds = pd.DataFrame({"budget": [300, 900], "ga_potential": [10.0, 600.0]})
-    (ax,) = plot_success_curves({"Si": ga}, more_rounds={"Si": rounds}).axes
+    screened = pd.DataFrame({"budget": [40, 1000], "ga_potential": [35.0, inf]})
+    (ax,) = plot_success_curves({"Si": ga}, ga_variants={"more rounds": {"Si": rounds},
+                                                         "screened": {"Si": screened}, "absent": {}}).axes
     (dashed,) = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
     assert dashed.get_label() == "GA + potential, more rounds"
     x, y = dashed.get_data()
     assert x[-1] == 900 and y[x == 599][0] == 0.5 and y[-1] == 1.0
+    (dash_dot,) = [line for line in ax.get_lines() if line.get_linestyle() == "-."]
+    assert dash_dot.get_label() == "GA + potential, screened"
+    x, y = dash_dot.get_data()
+    assert x[-1] == 1000 and y[x == 34][0] == 0 and y[-1] == 0.5
