@@ -124,6 +124,8 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     if args.summarise:
         calls = join_runs([pd.read_csv(path) for path in args.summarise])
+        if args.stop_when_found:  # runs stopped at the reference never looked further for a lower crystal
+            calls = calls.drop(columns=[c for c in calls if c.endswith("_below")])
         print(calls.to_string(index=False))
         summary = summarise(calls, args.formula, args.n_atoms)
         if args.record:

@@ -146,12 +146,15 @@ def test_stop_when_found_keeps_the_calls_to_the_reference_and_spends_fewer():
               "final_per_system": 1, "min_training_size": 1000, "final_relax_steps": 40,
               "potential_relax_steps": 2, "final_rounds": 6, "round_patience": 6, "relaxation_frames_every": 4,
               "train": TrainSettings(max_epochs=200, patience=50)}
-    reference = relax(bulk("Cu", "fcc", 3.6), emt_calculator, steps=100).atoms
+    relaxed = relax(bulk("Cu", "fcc", 3.6), emt_calculator, steps=100)
+    reference = relaxed.atoms
+    reference.info["energy_per_atom"] = relaxed.energy_per_atom  # as reference_structure sets it
     whole = calls_to_ground_state("Cu", 2, reference, emt_calculator, "quick", [1], rounds, baselines=())
     cut = calls_to_ground_state("Cu", 2, reference, emt_calculator, "quick", [1], rounds, baselines=(),
                                 stop_when_found=True)
     assert math.isfinite(whole["ga_potential"].iloc[0])
     assert cut["ga_potential"].iloc[0] == whole["ga_potential"].iloc[0]
     assert cut["budget"].iloc[0] < whole["budget"].iloc[0]
+    assert "ga_potential_below" in whole and "ga_potential_below" not in cut  # not looked for past the stop
     with pytest.raises(ValueError, match="GA alone"):
         calls_to_ground_state("Cu", 2, reference, emt_calculator, "quick", [1], rounds, stop_when_found=True)
