@@ -114,6 +114,8 @@ def main() -> None:
     parser.add_argument("--stop-when-found", action="store_true",
                         help="with --methods none: stop each seed's search once it matched the reference (same calls "
                              "to it; the budget column becomes the calls spent until then)")
+    parser.add_argument("--tag", default="", help="with --record: added to the record's profile name "
+                        "(e.g. a rerun of a recorded setting on another machine, kept beside the first)")
     parser.add_argument("--notes", default="", help="with --record: added to the record's notes (e.g. which commits ran which seeds)")
     args = parser.parse_args()
     args.n_atoms = args.n_atoms or QUICK_CELLS[args.formula]
@@ -134,7 +136,7 @@ def main() -> None:
 
             # one record per profile and system; the chapter's own quick run writes search-quick.json
             variant = ("-rounds" if args.final_rounds > 1 else "") + ("-screened" if args.screen else "") + \
-                (f"-top{args.relax_per_round}" if args.relax_per_round else "")
+                (f"-top{args.relax_per_round}" if args.relax_per_round else "") + (f"-{args.tag}" if args.tag else "")
             profile = f"{args.profile}{variant}-{args.formula}" + ("" if "ga_potential" in calls else "-baselines")
             path = record_results("search", profile, {
                 "formula": args.formula, "n_atoms": args.n_atoms,
