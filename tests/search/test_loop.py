@@ -221,7 +221,6 @@ def test_a_search_with_screened_final_picks_finds_fcc_copper():
     assert state.counter.single_points > plain.counter.single_points  # the screening's calls are counted
 
 
-
 def test_relax_per_round_caps_each_rounds_relaxations_and_the_screening_single_points_are_learned():
     rounds = dict(seed=2, max_cycles=1, final_per_system=2, final_rounds=3, round_patience=3,
                   relaxation_frames_every=4, screen_final_picks=True)
