@@ -261,6 +261,14 @@ def accept_for_training(state: SearchState, result: OracleResult, energy_window:
     return not _already_trained(state, atoms, e_atom, pool_e)
 
 
+def learn_from_single_point(state: SearchState, result: OracleResult, energy_window: float = 2.0) -> bool:
+    """Add an oracle single point to the training set if :func:`accept_for_training` keeps it; say whether it did."""
+    if not accept_for_training(state, result, energy_window):
+        return False
+    add_training_example(state, result.atoms, result.energy_ev, result.forces, result.stress)
+    return True
+
+
 def learn_from_relaxations(state: SearchState, results: list[OracleResult], energy_window: float = 2.0) -> int:
     """Add the kept frames of oracle relaxations to the training set; return how many joined.
 

@@ -70,15 +70,16 @@ def calls_to_ground_state(formula: str, n_atoms: int, reference: Atoms, oracle: 
     def found(state) -> bool:
         return math.isfinite(calls_to_success(state.improvements, reference))
 
+    stop = found if stop_when_found else None
     rows = []
     for seed in seeds:
         config = dataclasses.replace(search_config(profile, formula, n_atoms, seed), **(overrides or {}))
         if state_dir is None:
-            state = run_search(config, oracle, executor=SerialExecutor(), stop_when=found if stop_when_found else None)
+            state = run_search(config, oracle, executor=SerialExecutor(), stop_when=stop)
         else:
             Path(state_dir).mkdir(parents=True, exist_ok=True)
             state = run_search(config, oracle, executor=SerialExecutor(), state_path=state_file(state_dir, config),
-                               stop_when=found if stop_when_found else None)
+                               stop_when=stop)
         budget = state.counter.total
         ga = outcomes("ga_potential", state.improvements, reference)
         if stop_when_found:  # a lower crystal would be looked for only until the stop: not measured

@@ -20,8 +20,8 @@ from typing import Callable
 from ase import Atoms
 
 from gapkit.io import atomic_pickle
-from gapkit.search.active import (SearchConfig, SearchState, accept_for_training, add_training_example, ga_task,
-                                  init_state, known_structures, learn_from_relaxations, make_scorer, record_oracle,
+from gapkit.search.active import (SearchConfig, SearchState, ga_task, init_state, known_structures,
+                                  learn_from_relaxations, learn_from_single_point, make_scorer, record_oracle,
                                   retrain)
 from gapkit.search.population import is_duplicate, too_close
 from gapkit.search.oracle import CalculatorFactory, OracleResult, chgnet_calculator, relax, single_point
@@ -96,9 +96,7 @@ def run_cycle(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
         if not result.failed:
             state.best_per_system[system].append(
                 min([result.energy_per_atom] + state.best_per_system[system][-1:]))
-        if accept_for_training(state, result, config.train_energy_window):
-            add_training_example(state, result.atoms, result.energy_ev, result.forces, result.stress)
-            added += 1
+        added += learn_from_single_point(state, result, config.train_energy_window)
     retrain(state, config)
     log.info("cycle %d: %d oracle jobs, %d added, train %d, val RMSE %s, calls %d", state.cycle,
              len(batch), added, len(state.train_atoms), state.val_rmse, state.counter.total)
@@ -145,10 +143,8 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
                       or spent or not batch)
     if not state.finished and config.relaxation_frames_every > 0:
         added = learn_from_relaxations(state, results, config.train_energy_window)
-        for result in screening:  # the screening's single points are labelled structures too
-            if accept_for_training(state, result, config.train_energy_window):
-                add_training_example(state, result.atoms, result.energy_ev, result.forces, result.stress)
-                added += 1
+        # the screening's single points are labelled structures too
+        added += sum(learn_from_single_point(state, r, config.train_energy_window) for r in screening)
         for (system, _), result in zip(batch, results):  # relaxed minima become parents of the next round
             if not result.failed:
                 relaxed = result.atoms.copy()
