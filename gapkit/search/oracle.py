@@ -134,8 +134,12 @@ COLLAPSE_FACTOR = 0.5
 
 
 def relax(atoms: Atoms, factory: CalculatorFactory, fmax: float = 0.05, steps: int = 100,
-          relax_cell: bool = True, tag: dict | None = None, keep_every: int = 0) -> OracleResult:
+          relax_cell: bool = True, tag: dict | None = None, keep_every: int = 0,
+          start: OracleResult | None = None) -> OracleResult:
     """Relax positions (and cell) with the oracle by BFGS; every force evaluation is one relax step.
+
+    ``start``, the oracle's single point of exactly ``atoms`` (with its forces, and stress when the cell
+    relaxes), serves as the first evaluation instead of a new call; otherwise it is ignored.
 
     ``keep_every`` > 0 keeps every that-many-th step and the last one as :class:`LabelledFrame` s
     (energy, forces and stress the oracle already computed there): training data at no extra call.
@@ -148,7 +152,25 @@ def relax(atoms: Atoms, factory: CalculatorFactory, fmax: float = 0.05, steps: i
     than a CHGNet call for these few-atom cells, and both reach the same minimum.
     """
     with single_thread():
-        return _relax(atoms, factory, fmax, steps, relax_cell, tag, keep_every)
+        return _relax(atoms, factory, fmax, steps, relax_cell, tag, keep_every, start)
+
+
+def _prime(calc: Calculator, atoms: Atoms, start: OracleResult | None, relax_cell: bool) -> bool:
+    """Load ``start``'s energy, forces and stress into ``calc``'s cache for ``atoms``; False if it cannot serve."""
+    if start is None or start.failed or start.forces is None or (relax_cell and start.stress is None):
+        return False
+    same = (len(start.atoms) == len(atoms) and np.array_equal(start.atoms.numbers, atoms.numbers)
+            and np.array_equal(start.atoms.positions, atoms.positions)
+            and np.array_equal(start.atoms.cell.array, atoms.cell.array))
+    if not same:
+        return False
+    calc.reset()
+    calc.atoms = atoms.copy()  # ASE serves cached results while the atoms match this copy
+    calc.results = {"energy": start.energy_ev, "free_energy": start.energy_ev, "forces": start.forces.copy()}
+    if start.stress is not None:
+        from ase.stress import full_3x3_to_voigt_6_stress
+        calc.results["stress"] = full_3x3_to_voigt_6_stress(start.stress)
+    return True
 
 
 def _cached_frame(atoms: Atoms) -> LabelledFrame | None:
@@ -174,29 +196,31 @@ def _finite(value, shape: tuple[int, ...]) -> np.ndarray | None:
 
 
 def _relax(atoms: Atoms, factory: CalculatorFactory, fmax: float, steps: int, relax_cell: bool,
-           tag: dict | None, keep_every: int = 0) -> OracleResult:
+           tag: dict | None, keep_every: int = 0, start: OracleResult | None = None) -> OracleResult:
     """Body of :func:`relax`."""
     from ase.filters import UnitCellFilter
     from ase.optimize import BFGS
 
     atoms = atoms.copy()
-    n_eval = 0
+    n_eval, primed = 0, False
     try:
         atoms.calc = _calculator(factory)
+        primed = _prime(atoms.calc, atoms, start, relax_cell)
         target = UnitCellFilter(atoms) if relax_cell else atoms
         opt = BFGS(target, logfile=None, maxstep=0.2)
         seen: list[LabelledFrame | None] = []
         if keep_every > 0:  # observers run after each step's forces, so the cache matches the positions
             opt.attach(lambda: seen.append(_cached_frame(atoms)))
         opt.run(fmax=fmax, steps=steps)
-        n_eval = opt.nsteps + 1
+        n_eval = opt.nsteps + (0 if primed else 1)  # the first evaluation is the start's when primed
         energy = float(atoms.get_potential_energy())
         kept = [f for k, f in enumerate(seen) if f is not None and (k % keep_every == 0 or k == len(seen) - 1)] \
             if keep_every > 0 else []
     except Exception as err:
         log.warning("oracle relaxation failed: %s", err)
         atoms.calc = None
-        return OracleResult(atoms, None, 0, max(n_eval, 1), f"{type(err).__name__}: {err}", tag or {})
+        return OracleResult(atoms, None, 0, max(n_eval, 0 if primed else 1), f"{type(err).__name__}: {err}",
+                            tag or {})
     atoms.calc = None
     if not np.isfinite(energy) or not np.all(np.isfinite(atoms.positions)):
         return OracleResult(atoms, None, 0, n_eval, "non-finite energy", tag or {})

@@ -122,16 +122,15 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     # the oracle relaxes the most promising first, so calls-to-success counts what a user would spend
     batch = sorted(_distinct(batch), key=lambda item: item[1].info.get("e_pred", float("inf")))
     best_before = state.best.energy_per_atom if state.best is not None else float("inf")
-    potential, screening = state.potential, []
+    potential, screening, starts = state.potential, [], [None] * len(batch)
     if config.screen_final_picks:
-        # pre-relaxed already; each relaxation's first oracle call repeats its screening single point (one
-        # call per pick, counted: reusing it would change the recorded screened run)
-        (batch, screening), potential = _screened(state, config, oracle, executor, batch), None
+        # pre-relaxed already, and each relaxation starts from its screening single point (no second call)
+        (batch, starts, screening), potential = _screened(state, config, oracle, executor, batch), None
     batch = batch[:config.relax_per_round]
     steps = _relax_steps_within_budget(len(batch), state, config)
     batch = batch[:len(steps)]
     results = list(executor.map(_relax_job, [a for _, a in batch], repeat(oracle), repeat(config),
-                                [s for s, _ in batch], repeat(potential), steps))
+                                [s for s, _ in batch], repeat(potential), steps, starts[:len(batch)]))
     for result in results:
         record_oracle(state, result)
     state.final_results = sorted(state.final_results + results, key=lambda r: r.energy_per_atom)
@@ -156,10 +155,11 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
 
 
 def _screened(state: SearchState, config: SearchConfig, oracle: CalculatorFactory, executor: Executor,
-              batch: list[tuple[str, Atoms]]) -> tuple[list[tuple[str, Atoms]], list[OracleResult]]:
+              batch: list[tuple[str, Atoms]]
+              ) -> tuple[list[tuple[str, Atoms]], list[OracleResult], list[OracleResult]]:
     """The picks pre-relaxed on the potential and ranked by one oracle single point each (counted, as many
-    as the budget leaves room for with one relaxation step after them; failed ones are dropped), and the
-    single points themselves."""
+    as the budget leaves room for with one relaxation step after them; failed ones are dropped), each
+    ranked pick's single point, and all the single points."""
     if config.total_budget is not None:
         batch = batch[:max(0, config.total_budget - state.counter.total - 2)]
     prepared = list(executor.map(_pre_relaxed, [a for _, a in batch], repeat(state.potential), repeat(config)))
@@ -167,7 +167,7 @@ def _screened(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     for result in results:
         record_oracle(state, result)
     ranked = sorted((r.energy_per_atom, k) for k, r in enumerate(results) if not r.failed)
-    return [(batch[k][0], prepared[k]) for _, k in ranked], results
+    return [(batch[k][0], prepared[k]) for _, k in ranked], [results[k] for _, k in ranked], results
 
 
 def _pre_relaxed(atoms: Atoms, potential, config: SearchConfig) -> Atoms:
@@ -219,13 +219,13 @@ def _distinct(batch: list[tuple[str, Atoms]]) -> list[tuple[str, Atoms]]:
 
 
 def _relax_job(atoms, oracle: CalculatorFactory, config: SearchConfig, system: str,
-               potential=None, steps: int | None = None) -> OracleResult:
+               potential=None, steps: int | None = None, start: OracleResult | None = None) -> OracleResult:
     """Pre-relax with the potential (free), then relax with the oracle (counted; ``steps``, default
-    ``config.final_relax_steps``), tagged by system."""
+    ``config.final_relax_steps``; ``start``: the oracle's single point of ``atoms``, reused), tagged by system."""
     atoms = _pre_relaxed(atoms, potential, config)
     return relax(atoms, oracle, fmax=config.fmax, steps=config.final_relax_steps if steps is None else steps,
                  tag={"system": system},
-                 keep_every=config.relaxation_frames_every if config.final_rounds > 1 else 0)
+                 keep_every=config.relaxation_frames_every if config.final_rounds > 1 else 0, start=start)
 
 
 def run_search(config: SearchConfig, oracle: CalculatorFactory = chgnet_calculator,

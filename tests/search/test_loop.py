@@ -197,8 +197,10 @@ def test_screening_ranks_final_picks_by_one_counted_oracle_single_point_each():
     volumes = [14.35, 12.25, 13.05, 11.75]  # Å^3/atom; the flaky oracle fails on the last two (see FlakyEMT)
     batch = [("cubic", bulk("Cu", "fcc", (4 * v) ** (1 / 3)) * (2, 1, 1)) for v in volumes]
     state = SearchState()
-    ranked, points = _screened(state, _config(), emt_calculator, SerialExecutor(), batch)
+    ranked, starts, points = _screened(state, _config(), emt_calculator, SerialExecutor(), batch)
     assert len(points) == 4 and [p.n_single_points for p in points] == [1] * 4
+    for (_, atoms), start in zip(ranked, starts):  # each pick's own single point, for its relaxation to reuse
+        assert np.array_equal(start.atoms.positions, atoms.positions)
     assert state.counter.single_points == 4 and state.counter.relax_steps == 0
     energies = [single_point(a, emt_calculator).energy_per_atom for _, a in ranked]
     assert energies == sorted(energies) and len(ranked) == 4
@@ -207,7 +209,7 @@ def test_screening_ranks_final_picks_by_one_counted_oracle_single_point_each():
     _screened(capped, _config(total_budget=4), emt_calculator, SerialExecutor(), batch)
     assert capped.counter.total == 2  # room is left for a relaxation step after the screening
     flaky = SearchState()
-    kept, _ = _screened(flaky, _config(), flaky_calculator, SerialExecutor(), batch)
+    kept, _, _ = _screened(flaky, _config(), flaky_calculator, SerialExecutor(), batch)
     assert flaky.counter.failed == 2 and flaky.counter.single_points == 4
     assert [a.get_volume() / len(a) for _, a in kept] == pytest.approx([12.25, 14.35])  # failed ones dropped
 
@@ -237,3 +239,30 @@ def test_relax_per_round_caps_each_rounds_relaxations_and_the_screening_single_p
     assert len(after.train_atoms) - len(before.train_atoms) > 2
     with pytest.raises(ValueError, match="relax_per_round"):
         run_search(_config(relax_per_round=0), emt_calculator)
+
+
+class CountingEMT(EMT):
+    """EMT that counts the evaluations it really performs."""
+
+    evaluations = 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        CountingEMT.evaluations += 1
+        super().calculate(atoms, properties, system_changes)
+
+
+def test_a_relaxation_started_from_its_single_point_reuses_it_instead_of_a_new_call():
+    atoms = bulk("Cu", "fcc", 3.45) * (2, 1, 1)
+    atoms.rattle(0.05, seed=1)
+    point = single_point(atoms, CountingEMT)
+    plain = relax(atoms, CountingEMT, steps=40, keep_every=1)
+    CountingEMT.evaluations = 0
+    primed = relax(atoms, CountingEMT, steps=40, keep_every=1, start=point)
+    assert CountingEMT.evaluations == primed.n_relax_steps == plain.n_relax_steps - 1
+    assert primed.energy_ev == pytest.approx(plain.energy_ev, abs=1e-10)  # the same trajectory
+    assert primed.frames[0].energy_ev == pytest.approx(point.energy_ev)
+    moved = atoms.copy()
+    moved.positions[0, 0] += 0.01
+    CountingEMT.evaluations = 0
+    other = relax(moved, CountingEMT, steps=40, start=point)  # a single point of other atoms cannot serve
+    assert CountingEMT.evaluations == other.n_relax_steps
