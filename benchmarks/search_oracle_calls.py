@@ -168,7 +168,7 @@ def main() -> None:
         if args.baseline_budget:
             relax_steps = search_config(args.profile, args.formula, args.n_atoms, seed).final_relax_steps
             row = pd.DataFrame([{"seed": seed, "budget": args.baseline_budget, **baseline_calls(
-                args.formula, args.n_atoms, ref.atoms, chgnet_calculator, args.baseline_budget, seed, relax_steps,
+                args.formula, args.n_atoms, ref, chgnet_calculator, args.baseline_budget, seed, relax_steps,
                 tuple(args.methods))}])
         else:
             overrides = {} if args.final_rounds == 1 else {
@@ -178,7 +178,7 @@ def main() -> None:
                 overrides["screen_final_picks"] = True
             if args.relax_per_round:
                 overrides["relax_per_round"] = args.relax_per_round
-            row = calls_to_ground_state(args.formula, args.n_atoms, ref.atoms, chgnet_calculator, args.profile,
+            row = calls_to_ground_state(args.formula, args.n_atoms, ref, chgnet_calculator, args.profile,
                                         [seed], overrides, tuple(m for m in args.methods if m != "none"), state_dir,
                                         stop_when_found=args.stop_when_found)
         row["wall_s"] = round(time.perf_counter() - t0, 1)

@@ -45,7 +45,6 @@ def reference_structure(formula: str, oracle: CalculatorFactory, steps: int = 20
     relaxed = {name: relax(atoms, oracle, fmax=0.01, steps=steps)
                for name, atoms in reference_candidates(formula).items()}
     name = min(relaxed, key=lambda k: relaxed[k].energy_per_atom)
-    relaxed[name].atoms.info["energy_per_atom"] = relaxed[name].energy_per_atom  # for calls_below
     return name, relaxed[name]
 
 

@@ -15,7 +15,7 @@ from ase import Atoms
 from gapkit.search.active import Improvement
 from gapkit.search.baselines import (ase_ga_search, calls_below, calls_to_success, conventional_lattice,
                                      random_search, success_rate)
-from gapkit.search.oracle import CalculatorFactory
+from gapkit.search.oracle import CalculatorFactory, OracleResult
 from gapkit.search.population import same_structure
 from gapkit.search.profiles import search_config
 from gapkit.search.runner import SerialExecutor, run_search, state_file
@@ -27,8 +27,14 @@ METHODS = {"ga_potential": "GA + potential", "random": "random search", "ase_ga"
 
 BASELINES = {"random": random_search, "ase_ga": ase_ga_search}
 
+def _reference_parts(reference: OracleResult | Atoms) -> tuple[Atoms, float | None]:
+    """The reference's atoms and its oracle energy per atom (None for bare Atoms)."""
+    if isinstance(reference, OracleResult):
+        return reference.atoms, reference.energy_per_atom
+    return reference, None
 
-def baseline_calls(formula: str, n_atoms: int, reference: Atoms, oracle: CalculatorFactory, budget: int,
+
+def baseline_calls(formula: str, n_atoms: int, reference: OracleResult | Atoms, oracle: CalculatorFactory, budget: int,
                    seed: int, relax_steps: int = 30,
                    methods: tuple[str, ...] = tuple(BASELINES)) -> dict[str, float]:
     """Oracle calls random search and/or ase-ga needed to match ``reference`` within ``budget`` (inf = not),
@@ -43,17 +49,18 @@ def baseline_calls(formula: str, n_atoms: int, reference: Atoms, oracle: Calcula
     return out
 
 
-def outcomes(method: str, improvements: list[Improvement], reference: Atoms) -> dict[str, float]:
+def outcomes(method: str, improvements: list[Improvement], reference: OracleResult | Atoms) -> dict[str, float]:
     """``{method: calls to match reference}``, plus ``{method_below: calls to a lower other crystal}`` when the
-    reference's oracle energy is in ``reference.info["energy_per_atom"]`` (``reference_structure`` puts it
-    there): a seed can miss the reference because the oracle ranks something else lower."""
-    out = {method: calls_to_success(improvements, reference)}
-    if "energy_per_atom" in reference.info:
-        out[f"{method}_below"] = calls_below(improvements, reference, reference.info["energy_per_atom"])
+    reference comes with its oracle energy (an OracleResult): a seed can miss the reference because the oracle
+    ranks something else lower."""
+    atoms, energy_per_atom = _reference_parts(reference)
+    out = {method: calls_to_success(improvements, atoms)}
+    if energy_per_atom is not None:
+        out[f"{method}_below"] = calls_below(improvements, atoms, energy_per_atom)
     return out
 
 
-def calls_to_ground_state(formula: str, n_atoms: int, reference: Atoms, oracle: CalculatorFactory,
+def calls_to_ground_state(formula: str, n_atoms: int, reference: OracleResult | Atoms, oracle: CalculatorFactory,
                           profile: str = "quick", seeds: range | list[int] = range(3),
                           overrides: dict | None = None, baselines: tuple[str, ...] = tuple(BASELINES),
                           state_dir: Path | str | None = None, stop_when_found: bool = False) -> pd.DataFrame:
@@ -68,7 +75,7 @@ def calls_to_ground_state(formula: str, n_atoms: int, reference: Atoms, oracle: 
         raise ValueError("stop_when_found cuts the GA's budget, which the baselines would inherit; run the GA alone.")
 
     def found(state) -> bool:
-        return math.isfinite(calls_to_success(state.improvements, reference))
+        return math.isfinite(calls_to_success(state.improvements, _reference_parts(reference)[0]))
 
     stop = found if stop_when_found else None
     rows = []

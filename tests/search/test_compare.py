@@ -146,9 +146,7 @@ def test_stop_when_found_keeps_the_calls_to_the_reference_and_spends_fewer():
               "final_per_system": 1, "min_training_size": 1000, "final_relax_steps": 40,
               "potential_relax_steps": 2, "final_rounds": 6, "round_patience": 6, "relaxation_frames_every": 4,
               "train": TrainSettings(max_epochs=200, patience=50)}
-    relaxed = relax(bulk("Cu", "fcc", 3.6), emt_calculator, steps=100)
-    reference = relaxed.atoms
-    reference.info["energy_per_atom"] = relaxed.energy_per_atom  # as reference_structure sets it
+    reference = relax(bulk("Cu", "fcc", 3.6), emt_calculator, steps=100)  # with its energy, as reference_structure
     whole = calls_to_ground_state("Cu", 2, reference, emt_calculator, "quick", [1], rounds, baselines=())
     cut = calls_to_ground_state("Cu", 2, reference, emt_calculator, "quick", [1], rounds, baselines=(),
                                 stop_when_found=True)
