@@ -27,6 +27,7 @@ METHODS = {"ga_potential": "GA + potential", "random": "random search", "ase_ga"
 
 BASELINES = {"random": random_search, "ase_ga": ase_ga_search}
 
+
 def _reference_parts(reference: OracleResult | Atoms) -> tuple[Atoms, float | None]:
     """The reference's atoms and its oracle energy per atom (None for bare Atoms)."""
     if isinstance(reference, OracleResult):
@@ -34,8 +35,8 @@ def _reference_parts(reference: OracleResult | Atoms) -> tuple[Atoms, float | No
     return reference, None
 
 
-def baseline_calls(formula: str, n_atoms: int, reference: OracleResult | Atoms, oracle: CalculatorFactory, budget: int,
-                   seed: int, relax_steps: int = 30,
+def baseline_calls(formula: str, n_atoms: int, reference: OracleResult | Atoms, oracle: CalculatorFactory,
+                   budget: int, seed: int, relax_steps: int = 30,
                    methods: tuple[str, ...] = tuple(BASELINES)) -> dict[str, float]:
     """Oracle calls random search and/or ase-ga needed to match ``reference`` within ``budget`` (inf = not),
     and to go below it (see :func:`outcomes`)."""

@@ -159,7 +159,7 @@ def _prime(calc: Calculator, atoms: Atoms, start: OracleResult | None, relax_cel
     """Load ``start``'s energy, forces and stress into ``calc``'s cache for ``atoms``; False if it cannot serve."""
     if start is None or start.failed or start.forces is None or (relax_cell and start.stress is None):
         return False
-    same = (len(start.atoms) == len(atoms) and np.array_equal(start.atoms.numbers, atoms.numbers)
+    same = (np.array_equal(start.atoms.numbers, atoms.numbers)
             and np.array_equal(start.atoms.positions, atoms.positions)
             and np.array_equal(start.atoms.cell.array, atoms.cell.array))
     if not same:
