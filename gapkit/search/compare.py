@@ -75,8 +75,10 @@ def calls_to_ground_state(formula: str, n_atoms: int, reference: OracleResult | 
     if stop_when_found and baselines:
         raise ValueError("stop_when_found cuts the GA's budget, which the baselines would inherit; run the GA alone.")
 
+    reference_atoms = _reference_parts(reference)[0]
+
     def found(state) -> bool:
-        return math.isfinite(calls_to_success(state.improvements, _reference_parts(reference)[0]))
+        return math.isfinite(calls_to_success(state.improvements, reference_atoms))
 
     stop = found if stop_when_found else None
     rows = []
