@@ -85,6 +85,9 @@ def run_cycle(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     n_picked = len(batch)
     batch = _distinct(batch)  # two crystal systems can recommend the same structure: label it once
     state.dropped["repeated pick"] = state.dropped.get("repeated pick", 0) + n_picked - len(batch)
+    # lowest predicted first, across systems: a budget cut keeps the most promising, and calls-to-success counts
+    # what an oracle working through the batch in that order spends (not where a system falls in the list)
+    batch = _most_promising_first(batch)
     left = _budget_left(state, config)
     if left is not None:
         batch = batch[:left]
@@ -120,7 +123,7 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
                         repeat(config.final_generations), repeat(config.final_per_system), repeat(known))
     batch = _take_picks(state, jobs)
     # the oracle relaxes the most promising first, so calls-to-success counts what a user would spend
-    batch = sorted(_distinct(batch), key=lambda item: item[1].info.get("e_pred", float("inf")))
+    batch = _most_promising_first(_distinct(batch))
     best_before = state.best.energy_per_atom if state.best is not None else float("inf")
     potential, screening, starts = state.potential, [], [None] * len(batch)
     if config.screen_final_picks:
@@ -204,6 +207,12 @@ def _take_picks(state: SearchState, jobs) -> list[tuple[str, Atoms]]:
             pop[k].info["evaluated"] = True
             batch.append((system, pop[k]))
     return batch
+
+
+def _most_promising_first(batch: list[tuple[str, Atoms]]) -> list[tuple[str, Atoms]]:
+    """``batch`` ordered by the potential's predicted energy, lowest first (stable; unscored picks, as in the
+    bootstrap cycle, keep their order at the end)."""
+    return sorted(batch, key=lambda item: item[1].info.get("e_pred", float("inf")))
 
 
 def _distinct(batch: list[tuple[str, Atoms]]) -> list[tuple[str, Atoms]]:

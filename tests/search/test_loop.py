@@ -266,3 +266,26 @@ def test_a_relaxation_started_from_its_single_point_reuses_it_instead_of_a_new_c
     CountingEMT.evaluations = 0
     other = relax(moved, CountingEMT, steps=40, start=point)  # a single point of other atoms cannot serve
     assert CountingEMT.evaluations == other.n_relax_steps
+
+
+class RecordingEMT(EMT):
+    """EMT that notes the potential's predicted energy of every structure it is handed, in order."""
+
+    predicted: list[float] = []
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        RecordingEMT.predicted.append(atoms.info.get("e_pred", math.nan))
+        super().calculate(atoms, properties, system_changes)
+
+
+def test_a_learning_cycle_sends_its_picks_to_the_oracle_lowest_predicted_first():
+    config = _config(seed=3, max_cycles=3)
+    bootstrap = run_search(config, RecordingEMT, executor=SerialExecutor(), stop_after_cycles=1)
+    assert bootstrap.potential is not None
+    RecordingEMT.predicted = []
+    state = run_search(config, RecordingEMT, executor=SerialExecutor(), stop_after_cycles=2)
+    assert state.cycle == 2
+    # the second run repeats the bootstrap (unscored calls) first; the second cycle's calls follow
+    scored = RecordingEMT.predicted[bootstrap.counter.total:]
+    assert len(scored) == state.counter.total - bootstrap.counter.total > 3
+    assert scored == sorted(scored)  # across crystal systems, not system by system
