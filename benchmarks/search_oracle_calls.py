@@ -146,7 +146,7 @@ def main() -> None:
                              "relax_per_round": args.relax_per_round,
                              "stopped_when_found": args.stop_when_found},
                 # JSON has no infinity: never found -> null
-                "per_seed": calls.astype(object).where(calls.abs() != float("inf"), None).to_dict("records"),
+                "per_seed": calls.astype(object).where(~calls.isin([float("inf")]), None).to_dict("records"),
                 "summary": {k: {kk: (None if vv == float("inf") else vv) for kk, vv in v.items()}
                             for k, v in summary.items()}}, device=describe_device("cpu"), wall_time_s=float(calls["wall_s"].sum()),
                 seed=int(calls["seed"].min()), notes="benchmarks/search_oracle_calls.py; wall time summed over "

@@ -72,11 +72,13 @@ class SearchConfig:
 
 @dataclass
 class Improvement:
-    """A new lowest oracle energy: after how many oracle calls, its energy per atom, the structure."""
+    """A new lowest oracle energy: after how many oracle calls, its energy per atom, the structure, and the part
+    of the search whose oracle call found it (e.g. "learning cycle 3", "final round 2 screening"; "" if untold)."""
 
     calls: int
     energy_per_atom: float
     atoms: Atoms
+    phase: str = ""
 
 
 @dataclass
@@ -206,15 +208,15 @@ def init_state(config: SearchConfig) -> SearchState:
     return state
 
 
-def record_oracle(state: SearchState, result: OracleResult) -> None:
-    """Count an oracle job and track the best structure and failures."""
+def record_oracle(state: SearchState, result: OracleResult, phase: str = "") -> None:
+    """Count an oracle job and track the best structure (found in ``phase`` of the search) and failures."""
     state.counter.add(result)
     if result.failed:
         state.failed.append({"cycle": state.cycle, "error": result.error, **result.tag})
         return
     e = result.energy_per_atom
     if state.best is None or e < state.best.energy_per_atom - 1e-9:
-        state.improvements.append(Improvement(state.counter.total, e, result.atoms.copy()))
+        state.improvements.append(Improvement(state.counter.total, e, result.atoms.copy(), phase))
 
 
 def _too_high(state: SearchState, e_atom: float, energy_window: float) -> bool:

@@ -92,12 +92,15 @@ def random_search(formula: str, n_atoms: int, oracle: CalculatorFactory, budget:
     return trace
 
 
+def first_match(improvements: list[Improvement], reference: Atoms) -> Improvement | None:
+    """The first best-so-far structure that matches ``reference`` (None if none does)."""
+    return next((imp for imp in improvements if same_structure(imp.atoms, reference)), None)
+
+
 def calls_to_success(improvements: list[Improvement], reference: Atoms) -> float:
     """Oracle calls after which the best-so-far structure first matches ``reference`` (inf if never)."""
-    for imp in improvements:
-        if same_structure(imp.atoms, reference):
-            return float(imp.calls)
-    return float("inf")
+    match = first_match(improvements, reference)
+    return float("inf") if match is None else float(match.calls)
 
 
 LOWER_MARGIN = 0.005  # eV/atom: below the reference by more than this counts as lower (calls_below)

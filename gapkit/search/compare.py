@@ -14,7 +14,7 @@ from ase import Atoms
 
 from gapkit.search.active import Improvement
 from gapkit.search.baselines import (ase_ga_search, calls_below, calls_to_success, conventional_lattice,
-                                     random_search, success_rate)
+                                     first_match, random_search, success_rate)
 from gapkit.search.oracle import CalculatorFactory, OracleResult
 from gapkit.search.population import same_structure
 from gapkit.search.profiles import search_config
@@ -61,12 +61,24 @@ def outcomes(method: str, improvements: list[Improvement], reference: OracleResu
     return out
 
 
+def where_found(improvements: list[Improvement], reference: OracleResult | Atoms) -> dict[str, object]:
+    """The part of the search whose oracle call first matched ``reference`` ("" if none did) and how far the
+    best structure ended above the reference's energy, in meV/atom (NaN without the reference's energy)."""
+    atoms, energy_per_atom = _reference_parts(reference)
+    match = first_match(improvements, atoms)
+    above = float("nan")
+    if improvements and energy_per_atom is not None:
+        above = round(1000 * (improvements[-1].energy_per_atom - energy_per_atom), 1)
+    return {"phase": "" if match is None else match.phase, "best_meV_above_reference": above}
+
+
 def calls_to_ground_state(formula: str, n_atoms: int, reference: OracleResult | Atoms, oracle: CalculatorFactory,
                           profile: str = "quick", seeds: range | list[int] = range(3),
                           overrides: dict | None = None, baselines: tuple[str, ...] = tuple(BASELINES),
                           state_dir: Path | str | None = None, stop_when_found: bool = False) -> pd.DataFrame:
-    """Per seed: the GA's oracle budget and the calls each method needed to match ``reference``
-    (the ``baselines`` get exactly the GA's budget; inf = not found). ``overrides`` replace fields of
+    """Per seed: the GA's oracle budget, the calls each method needed to match ``reference``
+    (the ``baselines`` get exactly the GA's budget; inf = not found) and where the GA found it (see
+    :func:`where_found`). ``overrides`` replace fields of
     the profile's SearchConfig (e.g. ``{"final_rounds": 10}``). With ``state_dir`` every GA search keeps its
     state there (see ``runner.state_file``): a killed run picks up where it stopped, and the finished states
     stay for inspection; use one directory per oracle. ``stop_when_found`` stops each GA search once it has
@@ -94,7 +106,8 @@ def calls_to_ground_state(formula: str, n_atoms: int, reference: OracleResult | 
         ga = outcomes("ga_potential", state.improvements, reference)
         if stop_when_found:  # a lower crystal would be looked for only until the stop: not measured
             ga.pop("ga_potential_below", None)
-        rows.append({"seed": seed, "budget": budget, **ga,
+        details = {f"ga_potential_{k}": v for k, v in where_found(state.improvements, reference).items()}
+        rows.append({"seed": seed, "budget": budget, **ga, **details,
                      **baseline_calls(formula, n_atoms, reference, oracle, budget, seed,
                                       config.final_relax_steps, baselines)})
         log.info("seed %d: %s", seed, rows[-1])

@@ -95,7 +95,7 @@ def run_cycle(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
                                 [{"system": s} for s, _ in batch]))
     added = 0
     for (system, _), result in zip(batch, results):
-        record_oracle(state, result)
+        record_oracle(state, result, f"learning cycle {state.cycle}")
         if not result.failed:
             state.best_per_system[system].append(
                 min([result.energy_per_atom] + state.best_per_system[system][-1:]))
@@ -135,7 +135,7 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     results = list(executor.map(_relax_job, [a for _, a in batch], repeat(oracle), repeat(config),
                                 [s for s, _ in batch], repeat(potential), steps, starts[:len(batch)]))
     for result in results:
-        record_oracle(state, result)
+        record_oracle(state, result, f"final round {state.final_round + 1} relaxation")
     state.final_results = sorted(state.final_results + results, key=lambda r: r.energy_per_atom)
     state.final_round += 1
     improved = state.best is not None and state.best.energy_per_atom < best_before - 1e-9
@@ -168,7 +168,7 @@ def _screened(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     prepared = list(executor.map(_pre_relaxed, [a for _, a in batch], repeat(state.potential), repeat(config)))
     results = list(executor.map(single_point, prepared, repeat(oracle), [{"system": s} for s, _ in batch]))
     for result in results:
-        record_oracle(state, result)
+        record_oracle(state, result, f"final round {state.final_round + 1} screening")
     ranked = sorted((r.energy_per_atom, k) for k, r in enumerate(results) if not r.failed)
     return [(batch[k][0], prepared[k]) for _, k in ranked], [results[k] for _, k in ranked], results
 

@@ -154,5 +154,23 @@ def test_stop_when_found_keeps_the_calls_to_the_reference_and_spends_fewer():
     assert cut["ga_potential"].iloc[0] == whole["ga_potential"].iloc[0]
     assert cut["budget"].iloc[0] < whole["budget"].iloc[0]
     assert "ga_potential_below" in whole and "ga_potential_below" not in cut  # not looked for past the stop
+    phase = cut["ga_potential_phase"].iloc[0]
+    assert phase == whole["ga_potential_phase"].iloc[0] and phase.startswith(("learning cycle", "final round"))
+    assert abs(cut["ga_potential_best_meV_above_reference"].iloc[0]) < 5  # it stopped at the reference
     with pytest.raises(ValueError, match="GA alone"):
         calls_to_ground_state("Cu", 2, reference, emt_calculator, "quick", [1], rounds, stop_when_found=True)
+
+
+def test_where_found_names_the_phase_of_the_first_match_and_the_best_energy_above_the_reference():
+    from gapkit.search.active import Improvement
+    from gapkit.search.compare import where_found
+    from gapkit.search.oracle import OracleResult
+
+    fcc, bcc = bulk("Cu", "fcc", a=3.6), bulk("Cu", "bcc", a=2.87)
+    reference = OracleResult(fcc, -3.5 * len(fcc), 0, 10, "", {})
+    trail = [Improvement(5, -3.2, bcc, "learning cycle 0"), Improvement(40, -3.49, fcc, "final round 1 screening"),
+             Improvement(60, -3.52, fcc, "final round 1 relaxation")]
+    assert where_found(trail, reference) == {"phase": "final round 1 screening", "best_meV_above_reference": -20.0}
+    assert where_found(trail[:1], reference) == {"phase": "", "best_meV_above_reference": 300.0}
+    bare = where_found(trail, fcc)  # no reference energy: nothing to measure against
+    assert bare["phase"] == "final round 1 screening" and math.isnan(bare["best_meV_above_reference"])
