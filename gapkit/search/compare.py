@@ -123,6 +123,14 @@ def success_table(calls: pd.DataFrame | dict[str, list[float]], budgets: np.ndar
     return pd.DataFrame(out)
 
 
+def seeds_side_by_side(runs: dict[str, pd.DataFrame], column: str = "ga_potential") -> pd.DataFrame:
+    """Per seed (rows), ``column`` of each run (columns, by label): e.g. the calls several recorded runs of the
+    GA needed, to compare them seed by seed (a seed that a run lacks is NaN)."""
+    if not runs:
+        raise ValueError("No runs to put side by side.")
+    return pd.DataFrame({label: calls.set_index("seed")[column] for label, calls in runs.items()}).sort_index()
+
+
 def calls_to_half_success(calls: list[float]) -> float:
     """Oracle calls by which at least half of the seeds had found the ground state (inf = never)."""
     ordered = np.sort(np.asarray(calls, dtype=float))

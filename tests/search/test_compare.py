@@ -174,3 +174,18 @@ def test_where_found_names_the_phase_of_the_first_match_and_the_best_energy_abov
     assert where_found(trail[:1], reference) == {"phase": "", "best_meV_above_reference": 300.0}
     bare = where_found(trail, fcc)  # no reference energy: nothing to measure against
     assert bare["phase"] == "final round 1 screening" and math.isnan(bare["best_meV_above_reference"])
+
+
+def test_seeds_side_by_side_lines_up_runs_by_seed():
+    import pandas as pd
+
+    from gapkit.search.compare import seeds_side_by_side
+
+    inf = math.inf
+    first = pd.DataFrame({"seed": [1, 0], "ga_potential": [30.0, inf]})
+    second = pd.DataFrame({"seed": [0, 1, 2], "ga_potential": [12.0, 30.0, 50.0]})
+    table = seeds_side_by_side({"first": first, "second": second})
+    assert list(table.index) == [0, 1, 2] and list(table.columns) == ["first", "second"]
+    assert table.loc[0, "first"] == inf and table.loc[0, "second"] == 12.0 and math.isnan(table.loc[2, "first"])
+    with pytest.raises(ValueError, match="No runs"):
+        seeds_side_by_side({})
