@@ -189,3 +189,18 @@ def test_seeds_side_by_side_lines_up_runs_by_seed():
     assert table.loc[0, "first"] == inf and table.loc[0, "second"] == 12.0 and math.isnan(table.loc[2, "first"])
     with pytest.raises(ValueError, match="No runs"):
         seeds_side_by_side({})
+
+
+def test_savings_interval_brackets_the_ratio_and_narrows_with_more_seeds():
+    from gapkit.search.compare import savings_interval
+
+    inf = math.inf
+    ga, rs = [10.0, 12.0, 14.0, 16.0, inf], [100.0, 120.0, 140.0, 160.0, inf]
+    low, high = savings_interval(ga, rs, 3000)
+    assert low <= 10.0 <= high  # the point estimate, 140 / 14
+    assert savings_interval(ga, rs, 3000) == (low, high)  # seeded
+    wide = high - low
+    low10, high10 = savings_interval(ga * 10, rs * 10, 3000)
+    assert high10 - low10 < wide
+    assert savings_interval([5.0] * 4, [inf] * 4, 3000) == (600.0, 600.0)  # random never: its budget bounds
+    assert savings_interval([inf] * 4, [50.0] * 4, 3000) == (0.0, 0.0)  # the GA never: no saving
