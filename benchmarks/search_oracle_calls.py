@@ -16,7 +16,10 @@ rounds (each learns from the previous round's oracle relaxations; see ``SearchCo
 picks by one oracle single point (learned from, like the relaxations) and ``--relax-per-round K`` relaxes only
 the first K (records ``...-rounds-screened-topK-<formula>.json``; pass the same flags to ``--summarise``).
 ``--stop-when-found`` (GA alone) stops a seed once it matched the reference: the calls to it are those of the
-whole run, only the seeds that never find it spend the whole budget.
+whole run, only the seeds that never find it spend the whole budget. Each GA row also says where the match came
+from, how far above the reference the best cell ended, and (``ga_potential_relaxed``) the calls until the match is
+a relaxed cell: a single-point match is relaxed by the oracle and its calls added. ``--summarise CSV
+--relax-matches [the run's flags]`` adds that column to CSVs written before it existed, from the saved states.
 
 ``--baseline-budget N [--methods random]`` runs the baselines alone with N oracle calls per seed (no GA), to
 find how many calls they need to reach 50 % success when the GA's budget is too small for that; such runs
@@ -29,6 +32,7 @@ separately (``--methods random`` into one CSV, ``--methods ase_ga`` into another
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 import warnings
@@ -37,9 +41,11 @@ from pathlib import Path
 import pandas as pd
 
 from gapkit.search.baselines import LOWER_MARGIN, reference_structure
-from gapkit.search.compare import BASELINES, METHODS, baseline_calls, calls_to_ground_state, method_summary
+from gapkit.search.compare import (BASELINES, METHODS, baseline_calls, calls_to_ground_state,
+                                   calls_to_relaxed_match, method_summary)
 from gapkit.search.oracle import chgnet_calculator
 from gapkit.search.profiles import search_config
+from gapkit.search.runner import load_state, state_file
 
 
 def summarise(calls: pd.DataFrame, formula: str, n_atoms: int) -> dict[str, dict[str, float]]:
@@ -79,6 +85,40 @@ def join_runs(runs: list[pd.DataFrame]) -> pd.DataFrame:
     return joined
 
 
+def ga_overrides(args: argparse.Namespace) -> dict:
+    """The SearchConfig fields the command line changes from the profile's."""
+    overrides = {} if args.final_rounds == 1 else {
+        "final_rounds": args.final_rounds, "round_patience": args.round_patience,
+        "relaxation_frames_every": args.frames_every, "total_budget": args.total_budget}
+    if args.screen:
+        overrides["screen_final_picks"] = True
+    if args.relax_per_round:
+        overrides["relax_per_round"] = args.relax_per_round
+    return overrides
+
+
+def add_relaxed_matches(csv: Path, args: argparse.Namespace) -> None:
+    """Add the ``ga_potential_relaxed`` column to a GA run's CSV written before it existed, from the searches'
+    saved states beside it (one oracle relaxation per seed whose match was a single point); the CSV is rewritten."""
+    calls = pd.read_csv(csv)
+    if "ga_potential" not in calls or "ga_potential_relaxed" in calls:
+        return
+    _, ref = reference_structure(args.formula, chgnet_calculator)
+    relaxed = []
+    for seed in calls["seed"]:
+        config = dataclasses.replace(search_config(args.profile, args.formula, args.n_atoms, int(seed)),
+                                     **ga_overrides(args))
+        path = state_file(csv.with_suffix(".states"), config)
+        if not path.exists():
+            raise FileNotFoundError(f"No saved search state {path} for seed {seed}: run with the same flags as the CSV's.")
+        relaxed.append(calls_to_relaxed_match(load_state(path).improvements, ref, chgnet_calculator,
+                                              config.final_relax_steps, config.fmax))
+    calls.insert(list(calls.columns).index("ga_potential") + 1, "ga_potential_relaxed", relaxed)
+    tmp = csv.with_suffix(".tmp")
+    calls.to_csv(tmp, index=False)
+    tmp.replace(csv)
+
+
 # the smallest cells holding each ground state (diamond Si, rutile/anatase TiO2, cubic perovskite CaTiO3)
 QUICK_CELLS = {"Si": 2, "TiO2": 6, "CaTiO3": 5}
 
@@ -114,6 +154,9 @@ def main() -> None:
     parser.add_argument("--stop-when-found", action="store_true",
                         help="with --methods none: stop each seed's search once it matched the reference (same calls "
                              "to it; the budget column becomes the calls spent until then)")
+    parser.add_argument("--relax-matches", action="store_true",
+                        help="with --summarise: add the calls until the GA's match is a relaxed cell to CSVs written "
+                             "before that column existed (from the saved states; pass the run's flags)")
     parser.add_argument("--tag", default="", help="with --record: added to the record's profile name "
                         "(e.g. a rerun of a recorded setting on another machine, kept beside the first)")
     parser.add_argument("--notes", default="", help="with --record: added to the record's notes (e.g. which commits ran which seeds)")
@@ -125,6 +168,9 @@ def main() -> None:
         parser.error("--baseline-budget runs the baselines alone and --methods none the GA alone: choose one.")
     warnings.filterwarnings("ignore")
     if args.summarise:
+        if args.relax_matches:
+            for path in args.summarise:
+                add_relaxed_matches(Path(path), args)
         calls = join_runs([pd.read_csv(path) for path in args.summarise])
         if args.stop_when_found:  # runs stopped at the reference never looked further for a lower crystal
             calls = calls.drop(columns=[c for c in calls if c.endswith("_below")])
@@ -171,15 +217,8 @@ def main() -> None:
                 args.formula, args.n_atoms, ref, chgnet_calculator, args.baseline_budget, seed, relax_steps,
                 tuple(args.methods))}])
         else:
-            overrides = {} if args.final_rounds == 1 else {
-                "final_rounds": args.final_rounds, "round_patience": args.round_patience,
-                "relaxation_frames_every": args.frames_every, "total_budget": args.total_budget}
-            if args.screen:
-                overrides["screen_final_picks"] = True
-            if args.relax_per_round:
-                overrides["relax_per_round"] = args.relax_per_round
             row = calls_to_ground_state(args.formula, args.n_atoms, ref, chgnet_calculator, args.profile,
-                                        [seed], overrides, tuple(m for m in args.methods if m != "none"), state_dir,
+                                        [seed], ga_overrides(args), tuple(m for m in args.methods if m != "none"), state_dir,
                                         stop_when_found=args.stop_when_found)
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         print(row.to_string(index=False, header=not printed), flush=True)  # wall_s: this run's part only

@@ -157,6 +157,7 @@ def test_stop_when_found_keeps_the_calls_to_the_reference_and_spends_fewer():
     phase = cut["ga_potential_phase"].iloc[0]
     assert phase == whole["ga_potential_phase"].iloc[0] and phase.startswith(("learning cycle", "final round"))
     assert abs(cut["ga_potential_best_meV_above_reference"].iloc[0]) < 5  # it stopped at the reference
+    assert cut["ga_potential_relaxed"].iloc[0] >= cut["ga_potential"].iloc[0]
     with pytest.raises(ValueError, match="GA alone"):
         calls_to_ground_state("Cu", 2, reference, emt_calculator, "quick", [1], rounds, stop_when_found=True)
 
@@ -204,3 +205,19 @@ def test_savings_interval_brackets_the_ratio_and_narrows_with_more_seeds():
     assert high10 - low10 < wide
     assert savings_interval([5.0] * 4, [inf] * 4, 3000) == (600.0, 600.0)  # random never: its budget bounds
     assert savings_interval([inf] * 4, [50.0] * 4, 3000) == (0.0, 0.0)  # the GA never: no saving
+
+
+def test_calls_to_relaxed_match_adds_the_relaxation_of_a_single_point_match():
+    from gapkit.search.active import Improvement
+    from gapkit.search.compare import calls_to_relaxed_match
+    from gapkit.search.oracle import emt_calculator, relax
+
+    reference = relax(bulk("Cu", "fcc", a=3.6), emt_calculator, steps=100)
+    squeezed = bulk("Cu", "fcc", a=3.3)  # matches fcc (StructureMatcher scales volumes) far above its minimum
+    again = relax(squeezed, emt_calculator, steps=100)
+    point = [Improvement(7, -3.0, bulk("Cu", "bcc", a=2.87), "learning cycle 0"),
+             Improvement(12, -3.1, squeezed, "learning cycle 1")]
+    assert calls_to_relaxed_match(point, reference, emt_calculator) == 12 + again.n_calls - 1
+    relaxed = point[:1] + [Improvement(30, -3.2, again.atoms, "final round 1 relaxation")]
+    assert calls_to_relaxed_match(relaxed, reference, emt_calculator) == 30  # nothing left to relax
+    assert calls_to_relaxed_match(point[:1], reference, emt_calculator) == math.inf
