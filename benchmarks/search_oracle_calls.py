@@ -110,7 +110,7 @@ def add_relaxed_matches(csv: Path, args: argparse.Namespace) -> None:
                                      **ga_overrides(args))
         path = state_file(csv.with_suffix(".states"), config)
         if not path.exists():
-            raise FileNotFoundError(f"No saved search state {path} for seed {seed}: run with the same flags as the CSV's.")
+            raise FileNotFoundError(f"No saved search state {path} for seed {seed}: pass the flags the CSV's run had.")
         relaxed.append(calls_to_relaxed_match(load_state(path).improvements, ref, chgnet_calculator,
                                               config.final_relax_steps, config.fmax))
     calls.insert(list(calls.columns).index("ga_potential") + 1, "ga_potential_relaxed", relaxed)
@@ -218,8 +218,8 @@ def main() -> None:
                 tuple(args.methods))}])
         else:
             row = calls_to_ground_state(args.formula, args.n_atoms, ref, chgnet_calculator, args.profile,
-                                        [seed], ga_overrides(args), tuple(m for m in args.methods if m != "none"), state_dir,
-                                        stop_when_found=args.stop_when_found)
+                                        [seed], ga_overrides(args), tuple(m for m in args.methods if m != "none"),
+                                        state_dir, stop_when_found=args.stop_when_found)
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         print(row.to_string(index=False, header=not printed), flush=True)  # wall_s: this run's part only
         printed = True

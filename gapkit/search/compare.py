@@ -157,10 +157,9 @@ def seeds_side_by_side(runs: dict[str, pd.DataFrame], column: str = "ga_potentia
 
 def calls_to_half_success(calls: list[float]) -> float:
     """Oracle calls by which at least half of the seeds had found the ground state (inf = never)."""
-    ordered = np.sort(np.asarray(calls, dtype=float))
-    if not len(ordered):
+    if not len(calls):
         raise ValueError("No seeds to summarise.")
-    return float(ordered[(len(ordered) + 1) // 2 - 1])
+    return float(_halves(np.asarray(calls, dtype=float)[None, :])[0])
 
 
 def method_summary(calls: pd.DataFrame) -> pd.DataFrame:
