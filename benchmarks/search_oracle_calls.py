@@ -17,9 +17,10 @@ picks by one oracle single point (learned from, like the relaxations) and ``--re
 the first K (records ``...-rounds-screened-topK-<formula>.json``; pass the same flags to ``--summarise``).
 ``--stop-when-found`` (GA alone) stops a seed once it matched the reference: the calls to it are those of the
 whole run, only the seeds that never find it spend the whole budget. Each GA row also says where the match came
-from, how far above the reference the best cell ended, and (``ga_potential_relaxed``) the calls until the match is
-a relaxed cell: a single-point match is relaxed by the oracle and its calls added. ``--summarise CSV
---relax-matches [the run's flags]`` adds that column to CSVs written before it existed, from the saved states.
+from, how far above the reference the best cell ended, the calls until the match is a relaxed cell
+(``ga_potential_relaxed``: a single-point match is relaxed by the oracle and its calls added) and until the search
+holds a cell as low as the reference, whatever crystal (``*_energy``, every method). ``--summarise CSV
+--relax-matches [the run's flags]`` adds the GA's two to CSVs written before they existed, from the saved states.
 
 ``--baseline-budget N [--methods random]`` runs the baselines alone with N oracle calls per seed (no GA), to
 find how many calls they need to reach 50 % success when the GA's budget is too small for that; such runs
@@ -42,7 +43,7 @@ import pandas as pd
 
 from gapkit.search.baselines import LOWER_MARGIN, reference_structure
 from gapkit.search.compare import (BASELINES, METHODS, baseline_calls, calls_to_ground_state,
-                                   calls_to_relaxed_match, method_summary)
+                                   method_summary, relaxed_outcomes)
 from gapkit.search.oracle import chgnet_calculator
 from gapkit.search.profiles import search_config
 from gapkit.search.runner import load_state, state_file
@@ -98,22 +99,24 @@ def ga_overrides(args: argparse.Namespace) -> dict:
 
 
 def add_relaxed_matches(csv: Path, args: argparse.Namespace) -> None:
-    """Add the ``ga_potential_relaxed`` column to a GA run's CSV written before it existed, from the searches'
-    saved states beside it (one oracle relaxation per seed whose match was a single point); the CSV is rewritten."""
+    """Add the ``ga_potential_relaxed`` and ``ga_potential_energy`` columns (``relaxed_outcomes``) to a GA run's CSV
+    written before they existed, from the searches' saved states beside it (one oracle relaxation per seed whose
+    match was a single point); the CSV is rewritten."""
     calls = pd.read_csv(csv)
-    if "ga_potential" not in calls or "ga_potential_relaxed" in calls:
+    if "ga_potential" not in calls or "ga_potential_energy" in calls:
         return
     _, ref = reference_structure(args.formula, chgnet_calculator)
-    relaxed = []
+    added = []
     for seed in calls["seed"]:
         config = dataclasses.replace(search_config(args.profile, args.formula, args.n_atoms, int(seed)),
                                      **ga_overrides(args))
         path = state_file(csv.with_suffix(".states"), config)
         if not path.exists():
             raise FileNotFoundError(f"No saved search state {path} for seed {seed}: pass the flags the CSV's run had.")
-        relaxed.append(calls_to_relaxed_match(load_state(path).improvements, ref, chgnet_calculator,
-                                              config.final_relax_steps, config.fmax))
-    calls.insert(list(calls.columns).index("ga_potential") + 1, "ga_potential_relaxed", relaxed)
+        added.append(relaxed_outcomes(load_state(path).improvements, ref, chgnet_calculator,
+                                      config.final_relax_steps, config.fmax))
+    for k, column in enumerate(["ga_potential_relaxed", "ga_potential_energy"]):
+        calls.insert(list(calls.columns).index("ga_potential") + 1 + k, column, [row[column] for row in added])
     tmp = csv.with_suffix(".tmp")
     calls.to_csv(tmp, index=False)
     tmp.replace(csv)

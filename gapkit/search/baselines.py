@@ -116,6 +116,14 @@ def calls_below(improvements: list[Improvement], reference: Atoms, energy_per_at
     return float("inf")
 
 
+def calls_to_energy(improvements: list[Improvement], energy_per_atom: float, margin: float = LOWER_MARGIN) -> float:
+    """Oracle calls after which the best-so-far structure lies at most ``margin`` eV/atom above ``energy_per_atom``
+    (inf if never): whatever crystal it is, the search holds a cell as low as the reference (a polytype the oracle
+    ranks level with it counts; a cell that only matches it at the wrong volume does not)."""
+    return next((float(imp.calls) for imp in improvements if imp.energy_per_atom <= energy_per_atom + margin),
+                float("inf"))
+
+
 def success_rate(calls: list[float], budgets: np.ndarray) -> np.ndarray:
     """Fraction of seeds that reached the ground state within each budget of oracle calls."""
     calls_arr = np.asarray(calls, dtype=float)

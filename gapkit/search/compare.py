@@ -13,8 +13,8 @@ import pandas as pd
 from ase import Atoms
 
 from gapkit.search.active import Improvement
-from gapkit.search.baselines import (ase_ga_search, calls_below, calls_to_success, conventional_lattice,
-                                     first_match, random_search, success_rate)
+from gapkit.search.baselines import (ase_ga_search, calls_below, calls_to_energy, calls_to_success,
+                                     conventional_lattice, first_match, random_search, success_rate)
 from gapkit.search.oracle import CalculatorFactory, OracleResult, relax
 from gapkit.search.population import same_structure
 from gapkit.search.profiles import search_config
@@ -51,13 +51,15 @@ def baseline_calls(formula: str, n_atoms: int, reference: OracleResult | Atoms, 
 
 
 def outcomes(method: str, improvements: list[Improvement], reference: OracleResult | Atoms) -> dict[str, float]:
-    """``{method: calls to match reference}``, plus ``{method_below: calls to a lower other crystal}`` when the
-    reference comes with its oracle energy (an OracleResult): a seed can miss the reference because the oracle
-    ranks something else lower."""
+    """``{method: calls to match reference}``, plus, when the reference comes with its oracle energy (an
+    OracleResult), ``{method_below: calls to a lower other crystal}`` (a seed can miss the reference because the
+    oracle ranks something else lower) and ``{method_energy: calls to a cell as low as the reference}``
+    (:func:`~gapkit.search.baselines.calls_to_energy`)."""
     atoms, energy_per_atom = _reference_parts(reference)
     out = {method: calls_to_success(improvements, atoms)}
     if energy_per_atom is not None:
         out[f"{method}_below"] = calls_below(improvements, atoms, energy_per_atom)
+        out[f"{method}_energy"] = calls_to_energy(improvements, energy_per_atom)
     return out
 
 
@@ -72,22 +74,35 @@ def where_found(improvements: list[Improvement], reference: OracleResult | Atoms
     return {"phase": "" if match is None else match.phase, "best_meV_above_reference": above}
 
 
-def calls_to_relaxed_match(improvements: list[Improvement], reference: OracleResult | Atoms,
-                           oracle: CalculatorFactory, steps: int = 100, fmax: float = 0.05) -> float:
-    """Oracle calls until the first match of ``reference`` is a relaxed cell (inf if never): the match's calls, plus,
-    when the match was a single point (a learning cycle's or a screening's; StructureMatcher ignores volume and
-    small distortions, so such a cell can lie far above the minimum), the calls of an oracle relaxation of it
-    (its first step is that single point, already paid). Inf if the relaxed cell no longer matches."""
+def relaxed_match(improvements: list[Improvement], reference: OracleResult | Atoms, oracle: CalculatorFactory,
+                  steps: int = 100, fmax: float = 0.05) -> Improvement | None:
+    """The first match of ``reference`` as a relaxed cell, with the calls until then (None if no match, or if its
+    relaxation fails or leaves the reference): the match itself when a final round's oracle relaxation made it;
+    when it was a single point (a learning cycle's or a screening's: StructureMatcher ignores volume and small
+    distortions, so such a cell can lie far above the minimum), the oracle relaxes it and its calls are added,
+    less the first, which is that single point, already paid."""
     atoms = _reference_parts(reference)[0]
     match = first_match(improvements, atoms)
-    if match is None:
-        return float("inf")
-    if match.phase.endswith("relaxation"):  # a final round's oracle relaxation: relaxed already
-        return float(match.calls)
+    if match is None or match.phase.endswith("relaxation"):
+        return match
     relaxed = relax(match.atoms, oracle, fmax=fmax, steps=steps)
     if relaxed.failed or not same_structure(relaxed.atoms, atoms):
-        return float("inf")
-    return float(match.calls + relaxed.n_calls - 1)
+        return None
+    return Improvement(match.calls + relaxed.n_calls - 1, relaxed.energy_per_atom, relaxed.atoms, "relaxed match")
+
+
+def relaxed_outcomes(improvements: list[Improvement], reference: OracleResult | Atoms, oracle: CalculatorFactory,
+                     steps: int = 100, fmax: float = 0.05) -> dict[str, float]:
+    """The GA's calls until its match is a relaxed cell (``ga_potential_relaxed``, see :func:`relaxed_match`) and,
+    when the reference has its energy, until it holds a cell as low as the reference (``ga_potential_energy``,
+    counting the relaxed match too: a run stopped at a single-point match would have relaxed it)."""
+    atoms, energy_per_atom = _reference_parts(reference)
+    match = relaxed_match(improvements, reference, oracle, steps, fmax)
+    out = {"ga_potential_relaxed": float("inf") if match is None else float(match.calls)}
+    if energy_per_atom is not None:
+        out["ga_potential_energy"] = min(calls_to_energy(improvements, energy_per_atom),
+                                         calls_to_energy([match] if match else [], energy_per_atom))
+    return out
 
 
 def calls_to_ground_state(formula: str, n_atoms: int, reference: OracleResult | Atoms, oracle: CalculatorFactory,
@@ -103,8 +118,8 @@ def calls_to_ground_state(formula: str, n_atoms: int, reference: OracleResult | 
     stay for inspection; use one directory per oracle. ``stop_when_found`` stops each GA search once it has
     matched ``reference`` (same calls to it; the budget column is then the calls spent up to the stop, and the
     lower-crystal outcome is left out: it would only be looked for until then), for the GA alone.
-    ``relax_match`` adds the calls until the GA's match is a relaxed cell (:func:`calls_to_relaxed_match`),
-    the baselines' matches being relaxed cells already."""
+    ``relax_match`` adds the calls until the GA's match is a relaxed cell and until it holds a cell as low as the
+    reference (:func:`relaxed_outcomes`), the baselines' matches being relaxed cells already."""
     if stop_when_found and baselines:
         raise ValueError("stop_when_found cuts the GA's budget, which the baselines would inherit; run the GA alone.")
 
@@ -129,8 +144,7 @@ def calls_to_ground_state(formula: str, n_atoms: int, reference: OracleResult | 
             ga.pop("ga_potential_below", None)
         details = {f"ga_potential_{k}": v for k, v in where_found(state.improvements, reference).items()}
         if relax_match:
-            details["ga_potential_relaxed"] = calls_to_relaxed_match(state.improvements, reference, oracle,
-                                                                     config.final_relax_steps, config.fmax)
+            ga.update(relaxed_outcomes(state.improvements, reference, oracle, config.final_relax_steps, config.fmax))
         rows.append({"seed": seed, "budget": budget, **ga, **details,
                      **baseline_calls(formula, n_atoms, reference, oracle, budget, seed,
                                       config.final_relax_steps, baselines)})
@@ -200,13 +214,15 @@ def savings_interval(ga_calls: list[float], random_calls: list[float], random_bu
 
 
 def oracle_savings(ga: pd.DataFrame, random: pd.DataFrame, min_found: float = 0.9,
-                   min_ratio: float = 5.0, column: str = "ga_potential") -> dict[str, object]:
+                   min_ratio: float = 5.0, column: str = "ga_potential",
+                   random_column: str = "random") -> dict[str, object]:
     """The target set for the method on one system, read off per-seed calls (inf = not found): the GA finds
     the ground state in at least ``min_found`` of the seeds and needs ``min_ratio``x fewer oracle calls than
     random search to reach 50 % success. ``random`` may come from longer runs than the GA's budget (see
     ``baseline_calls``); where random search never reaches 50 %, the ratio is only bounded from below by its
-    budget. ``column``: the GA's calls to count (e.g. "ga_potential_relaxed", see :func:`calls_to_relaxed_match`)."""
-    ga_calls, rs_calls = ga[column].astype(float), random["random"].astype(float)
+    budget. ``column`` and ``random_column``: the calls to count (e.g. "ga_potential_relaxed", see
+    :func:`relaxed_outcomes`, or "ga_potential_energy" against "random_energy", see :func:`outcomes`)."""
+    ga_calls, rs_calls = ga[column].astype(float), random[random_column].astype(float)
     ga_half, rs_half = calls_to_half_success(list(ga_calls)), calls_to_half_success(list(rs_calls))
     if math.isfinite(ga_half) and math.isfinite(rs_half):
         ratio, bound = rs_half / ga_half, "="
@@ -290,7 +306,7 @@ def recorded_calls(profile: str, directory=None) -> tuple[pd.DataFrame, dict] | 
     for record in load_results(folder):
         if record["chapter"] == "search" and record["profile"] == profile and "per_seed" in record["metrics"]:
             calls = pd.DataFrame(record["metrics"]["per_seed"])
-            methods = [c for m in METHODS for c in (m, f"{m}_below", f"{m}_relaxed") if c in calls]
+            methods = [c for m in METHODS for c in (m, f"{m}_below", f"{m}_relaxed", f"{m}_energy") if c in calls]
             calls[methods] = calls[methods].astype(float).fillna(np.inf)  # null = never found
             return calls.sort_values("seed").reset_index(drop=True), record["provenance"]
     return None

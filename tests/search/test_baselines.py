@@ -48,7 +48,7 @@ def test_lower_crystal_than_the_reference_is_reported_apart():
     assert calls_below(imps[:2], diamond, -5.31) == float("inf")
     assert outcomes("random", imps, diamond) == {"random": 20}  # no energy on the reference: match only
     ref = OracleResult(diamond, -5.31 * len(diamond))
-    assert outcomes("random", imps, ref) == {"random": 20, "random_below": 30}
+    assert outcomes("random", imps, ref) == {"random": 20, "random_below": 30, "random_energy": 20}
     calls = pd.DataFrame({"random": [20, np.inf, np.inf], "random_below": [30, 5, np.inf]})
     assert method_summary(calls)["found lower crystal"].tolist() == [2]
     assert "found lower crystal" not in method_summary(calls[["random"]])

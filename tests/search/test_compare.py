@@ -98,6 +98,9 @@ def test_oracle_savings_reads_the_target():
     assert not oracle_savings(weak, slow)["target met"]  # 3/4 found < 90 %
     lost = pd.DataFrame({"budget": [300] * 4, "ga_potential": [inf, inf, inf, 40.0]})
     assert math.isnan(oracle_savings(lost, slow)["ratio"]) and not oracle_savings(lost, slow)["target met"]
+    other = oracle_savings(ga.assign(ga_potential_energy=[5.0, 8.0, 9.0, 9.0]), slow.assign(random_energy=[90.0] * 4),
+                           column="ga_potential_energy", random_column="random_energy")
+    assert other["GA calls to 50 %"] == 8 and other["random calls to 50 %"] == 90 and other["ratio"] == 90 / 8
 
 
 def test_calls_to_ground_state_resumes_from_its_state_dir(tmp_path):
@@ -207,17 +210,34 @@ def test_savings_interval_brackets_the_ratio_and_narrows_with_more_seeds():
     assert savings_interval([inf] * 4, [50.0] * 4, 3000) == (0.0, 0.0)  # the GA never: no saving
 
 
-def test_calls_to_relaxed_match_adds_the_relaxation_of_a_single_point_match():
+def test_relaxed_outcomes_add_the_relaxation_of_a_single_point_match():
     from gapkit.search.active import Improvement
-    from gapkit.search.compare import calls_to_relaxed_match
+    from gapkit.search.compare import relaxed_outcomes
     from gapkit.search.oracle import emt_calculator, relax
 
     reference = relax(bulk("Cu", "fcc", a=3.6), emt_calculator, steps=100)
     squeezed = bulk("Cu", "fcc", a=3.3)  # matches fcc (StructureMatcher scales volumes) far above its minimum
+    e_squeezed = relax(squeezed, emt_calculator, steps=0).energy_per_atom
     again = relax(squeezed, emt_calculator, steps=100)
-    point = [Improvement(7, -3.0, bulk("Cu", "bcc", a=2.87), "learning cycle 0"),
-             Improvement(12, -3.1, squeezed, "learning cycle 1")]
-    assert calls_to_relaxed_match(point, reference, emt_calculator) == 12 + again.n_calls - 1
-    relaxed = point[:1] + [Improvement(30, -3.2, again.atoms, "final round 1 relaxation")]
-    assert calls_to_relaxed_match(relaxed, reference, emt_calculator) == 30  # nothing left to relax
-    assert calls_to_relaxed_match(point[:1], reference, emt_calculator) == math.inf
+    point = [Improvement(7, e_squeezed + 0.1, bulk("Cu", "bcc", a=2.87), "learning cycle 0"),
+             Improvement(12, e_squeezed, squeezed, "learning cycle 1")]
+    assert e_squeezed > reference.energy_per_atom + 0.05
+    calls = 12 + again.n_calls - 1
+    assert relaxed_outcomes(point, reference, emt_calculator) == {"ga_potential_relaxed": calls,
+                                                                  "ga_potential_energy": calls}
+    relaxed = point[:1] + [Improvement(30, again.energy_per_atom, again.atoms, "final round 1 relaxation")]
+    assert relaxed_outcomes(relaxed, reference, emt_calculator)["ga_potential_relaxed"] == 30  # relaxed already
+    assert relaxed_outcomes(point[:1], reference, emt_calculator) == {"ga_potential_relaxed": math.inf,
+                                                                      "ga_potential_energy": math.inf}
+    assert relaxed_outcomes(point, reference.atoms, emt_calculator) == {"ga_potential_relaxed": calls}
+
+
+def test_calls_to_energy_counts_any_cell_as_low_as_the_reference():
+    from gapkit.search.active import Improvement
+    from gapkit.search.baselines import calls_to_energy
+
+    trail = [Improvement(5, -3.0, bulk("Cu", "bcc", a=2.87)), Improvement(9, -3.497, bulk("Cu", "hcp", a=2.55)),
+             Improvement(20, -3.6, bulk("Cu", "fcc", a=3.6))]
+    assert calls_to_energy(trail, -3.5) == 9  # another crystal, level with the reference within the margin
+    assert calls_to_energy(trail, -3.5, margin=0.001) == 20
+    assert calls_to_energy(trail, -4.0) == math.inf
