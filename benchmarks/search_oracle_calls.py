@@ -21,6 +21,8 @@ from, how far above the reference the best cell ended, the calls until the match
 (``ga_potential_relaxed``: a single-point match is relaxed by the oracle and its calls added) and until the search
 holds a cell as low as the reference, whatever crystal (``*_energy``, every method). ``--summarise CSV
 --relax-matches [the run's flags]`` adds the GA's two to CSVs written before they existed, from the saved states.
+``--add-unfinished`` (with the run's flags, ``--first-seed`` and ``--seeds``) adds rows for seeds whose searches were
+stopped before their end, from their saved states: not found so far, ``unfinished``, their calls so far as budget.
 
 ``--baseline-budget N [--methods random]`` runs the baselines alone with N oracle calls per seed (no GA), to
 find how many calls they need to reach 50 % success when the GA's budget is too small for that; such runs
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import statistics
 import time
 import warnings
@@ -122,6 +125,38 @@ def add_relaxed_matches(csv: Path, args: argparse.Namespace) -> None:
     tmp.replace(csv)
 
 
+def add_unfinished_seeds(csv: Path, args: argparse.Namespace) -> None:
+    """Add a row for each seed of ``--first-seed``/``--seeds`` that the CSV lacks but whose search left a saved
+    state (stopped before its end, e.g. when a session's time ran out): its calls so far as the budget, not found
+    (inf; it had not matched, or it would have stopped), ``unfinished`` True. Such a seed can still succeed, but
+    only after more calls than its budget: a calls-to-50 % point below every unfinished budget is exact, and the
+    found count a lower bound. The CSV is rewritten."""
+    from gapkit.search.compare import outcomes, where_found
+
+    calls = pd.read_csv(csv)
+    if "unfinished" not in calls:
+        calls["unfinished"] = False
+    _, ref = reference_structure(args.formula, chgnet_calculator)
+    rows = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        config = dataclasses.replace(search_config(args.profile, args.formula, args.n_atoms, seed), **ga_overrides(args))
+        path = state_file(csv.with_suffix(".states"), config)
+        if seed in set(calls["seed"]) or not path.exists():
+            continue
+        state = load_state(path)
+        ga = outcomes("ga_potential", state.improvements, ref)
+        ga.pop("ga_potential_below", None)  # stopped when found: not looked for past the stop
+        if math.isfinite(ga["ga_potential"]):
+            raise ValueError(f"Seed {seed}'s saved search matched the reference: finish it (rerun) instead.")
+        details = {f"ga_potential_{k}": v for k, v in where_found(state.improvements, ref).items()}
+        rows.append({"seed": seed, "budget": state.counter.total, **ga, "ga_potential_relaxed": math.inf, **details,
+                     "wall_s": math.nan, "unfinished": True})
+    if rows:
+        tmp = csv.with_suffix(".tmp")
+        pd.concat([calls, pd.DataFrame(rows)], ignore_index=True)[list(calls.columns)].to_csv(tmp, index=False)
+        tmp.replace(csv)
+
+
 # the smallest cells holding each ground state (diamond Si, rutile/anatase TiO2, cubic perovskite CaTiO3)
 QUICK_CELLS = {"Si": 2, "TiO2": 6, "CaTiO3": 5}
 
@@ -160,6 +195,9 @@ def main() -> None:
     parser.add_argument("--relax-matches", action="store_true",
                         help="with --summarise: add the calls until the GA's match is a relaxed cell to CSVs written "
                              "before that column existed (from the saved states; pass the run's flags)")
+    parser.add_argument("--add-unfinished", action="store_true",
+                        help="with --summarise and the run's flags, --first-seed and --seeds: add rows for seeds whose "
+                             "searches were stopped before their end, from their saved states (not found, unfinished)")
     parser.add_argument("--tag", default="", help="with --record: added to the record's profile name "
                         "(e.g. a rerun of a recorded setting on another machine, kept beside the first)")
     parser.add_argument("--notes", default="", help="with --record: added to the record's notes (e.g. which commits ran which seeds)")
@@ -174,6 +212,9 @@ def main() -> None:
         if args.relax_matches:
             for path in args.summarise:
                 add_relaxed_matches(Path(path), args)
+        if args.add_unfinished:
+            for path in args.summarise:
+                add_unfinished_seeds(Path(path), args)
         calls = join_runs([pd.read_csv(path) for path in args.summarise])
         if args.stop_when_found:  # runs stopped at the reference never looked further for a lower crystal
             calls = calls.drop(columns=[c for c in calls if c.endswith("_below")])
