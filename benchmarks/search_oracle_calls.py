@@ -131,7 +131,7 @@ def add_unfinished_seeds(csv: Path, args: argparse.Namespace) -> None:
     (inf; it had not matched, or it would have stopped), ``unfinished`` True. Such a seed can still succeed, but
     only after more calls than its budget: a calls-to-50 % point below every unfinished budget is exact, and the
     found count a lower bound. The CSV is rewritten."""
-    from gapkit.search.compare import outcomes, where_found
+    from gapkit.search.compare import search_outcomes
 
     calls = pd.read_csv(csv)
     if "unfinished" not in calls:
@@ -144,12 +144,10 @@ def add_unfinished_seeds(csv: Path, args: argparse.Namespace) -> None:
         if seed in set(calls["seed"]) or not path.exists():
             continue
         state = load_state(path)
-        ga = outcomes("ga_potential", state.improvements, ref)
-        ga.pop("ga_potential_below", None)  # stopped when found: not looked for past the stop
+        ga = search_outcomes(state, ref, chgnet_calculator, config, stopped_when_found=True, relax_match=False)
         if math.isfinite(ga["ga_potential"]):
             raise ValueError(f"Seed {seed}'s saved search matched the reference: finish it (rerun) instead.")
-        details = {f"ga_potential_{k}": v for k, v in where_found(state.improvements, ref).items()}
-        rows.append({"seed": seed, "budget": state.counter.total, **ga, "ga_potential_relaxed": math.inf, **details,
+        rows.append({"seed": seed, "budget": state.counter.total, **ga, "ga_potential_relaxed": math.inf,
                      "wall_s": math.nan, "unfinished": True})
     if rows:
         tmp = csv.with_suffix(".tmp")

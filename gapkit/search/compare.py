@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from gapkit.search.active import Improvement
+from gapkit.search.active import Improvement, SearchConfig, SearchState
 from gapkit.search.baselines import (ase_ga_search, calls_below, calls_to_energy, calls_to_success,
                                      conventional_lattice, first_match, random_search, success_rate)
 from gapkit.search.oracle import CalculatorFactory, OracleResult, relax
@@ -105,6 +105,18 @@ def relaxed_outcomes(improvements: list[Improvement], reference: OracleResult | 
     return out
 
 
+def search_outcomes(state: SearchState, reference: OracleResult | Atoms, oracle: CalculatorFactory,
+                    config: SearchConfig, stopped_when_found: bool = False, relax_match: bool = True) -> dict[str, object]:
+    """One GA search's row: :func:`outcomes`, :func:`where_found` and (``relax_match``) :func:`relaxed_outcomes`;
+    a search stopped at its match has no lower-crystal outcome (it would only be looked for until then)."""
+    row = outcomes("ga_potential", state.improvements, reference)
+    if stopped_when_found:
+        row.pop("ga_potential_below", None)
+    if relax_match:
+        row.update(relaxed_outcomes(state.improvements, reference, oracle, config.final_relax_steps, config.fmax))
+    return {**row, **{f"ga_potential_{k}": v for k, v in where_found(state.improvements, reference).items()}}
+
+
 def calls_to_ground_state(formula: str, n_atoms: int, reference: OracleResult | Atoms, oracle: CalculatorFactory,
                           profile: str = "quick", seeds: range | list[int] = range(3),
                           overrides: dict | None = None, baselines: tuple[str, ...] = tuple(BASELINES),
@@ -139,13 +151,8 @@ def calls_to_ground_state(formula: str, n_atoms: int, reference: OracleResult | 
             state = run_search(config, oracle, executor=SerialExecutor(), state_path=state_file(state_dir, config),
                                stop_when=stop)
         budget = state.counter.total
-        ga = outcomes("ga_potential", state.improvements, reference)
-        if stop_when_found:  # a lower crystal would be looked for only until the stop: not measured
-            ga.pop("ga_potential_below", None)
-        details = {f"ga_potential_{k}": v for k, v in where_found(state.improvements, reference).items()}
-        if relax_match:
-            ga.update(relaxed_outcomes(state.improvements, reference, oracle, config.final_relax_steps, config.fmax))
-        rows.append({"seed": seed, "budget": budget, **ga, **details,
+        rows.append({"seed": seed, "budget": budget,
+                     **search_outcomes(state, reference, oracle, config, stop_when_found, relax_match),
                      **baseline_calls(formula, n_atoms, reference, oracle, budget, seed,
                                       config.final_relax_steps, baselines)})
         log.info("seed %d: %s", seed, rows[-1])
