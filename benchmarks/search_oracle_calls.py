@@ -47,7 +47,8 @@ import pandas as pd
 from gapkit.search.baselines import LOWER_MARGIN, reference_structure
 from gapkit.search.compare import (BASELINES, METHODS, baseline_calls, calls_to_ground_state,
                                    method_summary, relaxed_outcomes)
-from gapkit.search.oracle import chgnet_calculator
+from gapkit.search.active import SearchConfig
+from gapkit.search.oracle import OracleResult, chgnet_calculator
 from gapkit.search.profiles import search_config
 from gapkit.search.runner import load_state, state_file
 
@@ -101,19 +102,22 @@ def ga_overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
-def add_relaxed_matches(csv: Path, args: argparse.Namespace) -> None:
+def saved_state(csv: Path, args: argparse.Namespace, seed: int) -> tuple[SearchConfig, Path]:
+    """The GA's settings for ``seed`` under these flags, and where the run into ``csv`` kept its search state."""
+    config = dataclasses.replace(search_config(args.profile, args.formula, args.n_atoms, seed), **ga_overrides(args))
+    return config, state_file(csv.with_suffix(".states"), config)
+
+
+def add_relaxed_matches(csv: Path, args: argparse.Namespace, ref: OracleResult) -> None:
     """Add the ``ga_potential_relaxed`` and ``ga_potential_energy`` columns (``relaxed_outcomes``) to a GA run's CSV
     written before they existed, from the searches' saved states beside it (one oracle relaxation per seed whose
     match was a single point); the CSV is rewritten."""
     calls = pd.read_csv(csv)
     if "ga_potential" not in calls or "ga_potential_energy" in calls:
         return
-    _, ref = reference_structure(args.formula, chgnet_calculator)
     added = []
     for seed in calls["seed"]:
-        config = dataclasses.replace(search_config(args.profile, args.formula, args.n_atoms, int(seed)),
-                                     **ga_overrides(args))
-        path = state_file(csv.with_suffix(".states"), config)
+        config, path = saved_state(csv, args, int(seed))
         if not path.exists():
             raise FileNotFoundError(f"No saved search state {path} for seed {seed}: pass the flags the CSV's run had.")
         added.append(relaxed_outcomes(load_state(path).improvements, ref, chgnet_calculator,
@@ -125,7 +129,7 @@ def add_relaxed_matches(csv: Path, args: argparse.Namespace) -> None:
     tmp.replace(csv)
 
 
-def add_unfinished_seeds(csv: Path, args: argparse.Namespace) -> None:
+def add_unfinished_seeds(csv: Path, args: argparse.Namespace, ref: OracleResult) -> None:
     """Add a row for each seed of ``--first-seed``/``--seeds`` that the CSV lacks but whose search left a saved
     state (stopped before its end, e.g. when a session's time ran out): its calls so far as the budget, not found
     (inf; it had not matched, or it would have stopped), ``unfinished`` True. Such a seed can still succeed, but
@@ -136,11 +140,9 @@ def add_unfinished_seeds(csv: Path, args: argparse.Namespace) -> None:
     calls = pd.read_csv(csv)
     if "unfinished" not in calls:
         calls["unfinished"] = False
-    _, ref = reference_structure(args.formula, chgnet_calculator)
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        config = dataclasses.replace(search_config(args.profile, args.formula, args.n_atoms, seed), **ga_overrides(args))
-        path = state_file(csv.with_suffix(".states"), config)
+        config, path = saved_state(csv, args, seed)
         if seed in set(calls["seed"]) or not path.exists():
             continue
         state = load_state(path)
@@ -207,12 +209,13 @@ def main() -> None:
         parser.error("--baseline-budget runs the baselines alone and --methods none the GA alone: choose one.")
     warnings.filterwarnings("ignore")
     if args.summarise:
-        if args.relax_matches:
+        if args.relax_matches or args.add_unfinished:  # both need the reference: relax it once
+            _, ref = reference_structure(args.formula, chgnet_calculator)
             for path in args.summarise:
-                add_relaxed_matches(Path(path), args)
-        if args.add_unfinished:
-            for path in args.summarise:
-                add_unfinished_seeds(Path(path), args)
+                if args.relax_matches:
+                    add_relaxed_matches(Path(path), args, ref)
+                if args.add_unfinished:
+                    add_unfinished_seeds(Path(path), args, ref)
         calls = join_runs([pd.read_csv(path) for path in args.summarise])
         if args.stop_when_found:  # runs stopped at the reference never looked further for a lower crystal
             calls = calls.drop(columns=[c for c in calls if c.endswith("_below")])
