@@ -73,12 +73,14 @@ class SearchConfig:
 @dataclass
 class Improvement:
     """A new lowest oracle energy: after how many oracle calls, its energy per atom, the structure, and the part
-    of the search whose oracle call found it (e.g. "learning cycle 3", "final round 2 screening"; "" if untold)."""
+    of the search whose oracle call found it (e.g. "learning cycle 3", "final round 2 screening"; "" if untold),
+    and whether that call was an oracle relaxation (so the structure is a relaxed cell, not a single point)."""
 
     calls: int
     energy_per_atom: float
     atoms: Atoms
     phase: str = ""
+    relaxed: bool = False
 
 
 @dataclass
@@ -216,7 +218,7 @@ def record_oracle(state: SearchState, result: OracleResult, phase: str = "") -> 
         return
     e = result.energy_per_atom
     if state.best is None or e < state.best.energy_per_atom - 1e-9:
-        state.improvements.append(Improvement(state.counter.total, e, result.atoms.copy(), phase))
+        state.improvements.append(Improvement(state.counter.total, e, result.atoms.copy(), phase, result.relaxed))
 
 
 def _too_high(state: SearchState, e_atom: float, energy_window: float) -> bool:

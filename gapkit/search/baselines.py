@@ -88,7 +88,7 @@ def random_search(formula: str, n_atoms: int, oracle: CalculatorFactory, budget:
             best = trace.improvements[-1].energy_per_atom if trace.improvements else np.inf
             if not result.failed and result.energy_per_atom < best - 1e-9:
                 trace.improvements.append(Improvement(trace.counter.total, result.energy_per_atom,
-                                                      result.atoms.copy()))
+                                                      result.atoms.copy(), relaxed=result.relaxed))
     return trace
 
 
@@ -197,7 +197,8 @@ def ase_ga_search(formula: str, n_atoms: int, oracle: CalculatorFactory, budget:
         kvp["raw_score"] = -result.energy_per_atom
         best = trace.improvements[-1].energy_per_atom if trace.improvements else np.inf
         if result.energy_per_atom < best - 1e-9:
-            trace.improvements.append(Improvement(trace.counter.total, result.energy_per_atom, out.copy()))
+            trace.improvements.append(Improvement(trace.counter.total, result.energy_per_atom, out.copy(),
+                                                  relaxed=result.relaxed))
         from ase.calculators.singlepoint import SinglePointCalculator
         out.calc = SinglePointCalculator(out, energy=result.energy_ev, forces=np.zeros((len(out), 3)),
                                          stress=np.zeros(6))

@@ -77,18 +77,20 @@ def where_found(improvements: list[Improvement], reference: OracleResult | Atoms
 def relaxed_match(improvements: list[Improvement], reference: OracleResult | Atoms, oracle: CalculatorFactory,
                   steps: int = 100, fmax: float = 0.05) -> Improvement | None:
     """The first match of ``reference`` as a relaxed cell, with the calls until then (None if no match, or if its
-    relaxation fails or leaves the reference): the match itself when a final round's oracle relaxation made it;
-    when it was a single point (a learning cycle's or a screening's: StructureMatcher ignores volume and small
+    relaxation fails or leaves the reference): the match itself when an oracle relaxation made it
+    (``Improvement.relaxed``; states saved before that flag existed have it False, and their relaxed matches are
+    relaxed again, at no extra call when they had converged); when it was a single point (a learning cycle's or a screening's: StructureMatcher ignores volume and small
     distortions, so such a cell can lie far above the minimum), the oracle relaxes it and its calls are added,
     less the first, which is that single point, already paid."""
     atoms = _reference_parts(reference)[0]
     match = first_match(improvements, atoms)
-    if match is None or match.phase.endswith("relaxation"):
+    if match is None or match.relaxed:
         return match
     relaxed = relax(match.atoms, oracle, fmax=fmax, steps=steps)
     if relaxed.failed or not same_structure(relaxed.atoms, atoms):
         return None
-    return Improvement(match.calls + relaxed.n_calls - 1, relaxed.energy_per_atom, relaxed.atoms, "relaxed match")
+    return Improvement(match.calls + relaxed.n_calls - 1, relaxed.energy_per_atom, relaxed.atoms, "relaxed match",
+                       relaxed=True)
 
 
 def relaxed_outcomes(improvements: list[Improvement], reference: OracleResult | Atoms, oracle: CalculatorFactory,

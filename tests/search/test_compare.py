@@ -225,7 +225,7 @@ def test_relaxed_outcomes_add_the_relaxation_of_a_single_point_match():
     calls = 12 + again.n_calls - 1
     assert relaxed_outcomes(point, reference, emt_calculator) == {"ga_potential_relaxed": calls,
                                                                   "ga_potential_energy": calls}
-    relaxed = point[:1] + [Improvement(30, again.energy_per_atom, again.atoms, "final round 1 relaxation")]
+    relaxed = point[:1] + [Improvement(30, again.energy_per_atom, again.atoms, "final round 1", relaxed=True)]
     assert relaxed_outcomes(relaxed, reference, emt_calculator)["ga_potential_relaxed"] == 30  # relaxed already
     assert relaxed_outcomes(point[:1], reference, emt_calculator) == {"ga_potential_relaxed": math.inf,
                                                                       "ga_potential_energy": math.inf}
