@@ -15,8 +15,9 @@ rounds (each learns from the previous round's oracle relaxations; see ``SearchCo
 ``--final-rounds`` to ``--summarise``). ``--methods none`` runs the GA alone. ``--screen`` ranks each round's
 picks by one oracle single point (learned from, like the relaxations) and ``--relax-per-round K`` relaxes only
 the first K (records ``...-rounds-screened-topK-<formula>.json``; pass the same flags to ``--summarise``).
-``--stop-when-found`` (GA alone) stops a seed once it matched the reference: the calls to it are those of the
-whole run, only the seeds that never find it spend the whole budget. Each GA row also says where the match came
+``--stop-when-found`` (GA alone) stops a seed once it matched the reference and holds a cell as low as it (its
+relaxed match counted): the calls to both are those of the whole run, only the seeds that never get there spend
+the whole budget. Each GA row also says where the match came
 from, how far above the reference the best cell ended, the calls until the match is a relaxed cell
 (``ga_potential_relaxed``: a single-point match is relaxed by the oracle and its calls added) and until the search
 holds a cell as low as the reference, whatever crystal (``*_energy``, every method). ``--summarise CSV
@@ -190,8 +191,8 @@ def main() -> None:
                         help="with --final-rounds: the oracle relaxes only this many picks per round, the first in "
                              "the round's order (SearchConfig.relax_per_round; not in the paper)")
     parser.add_argument("--stop-when-found", action="store_true",
-                        help="with --methods none: stop each seed's search once it matched the reference (same calls "
-                             "to it; the budget column becomes the calls spent until then)")
+                        help="with --methods none: stop each seed's search once it matched the reference and holds a cell "
+                             "as low as it (same calls to both; the budget column becomes the calls spent until then)")
     parser.add_argument("--relax-matches", action="store_true",
                         help="with --summarise: add the calls until the GA's match is a relaxed cell to CSVs written "
                              "before that column existed (from the saved states; pass the run's flags)")

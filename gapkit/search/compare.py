@@ -119,6 +119,31 @@ def search_outcomes(state: SearchState, reference: OracleResult | Atoms, oracle:
     return {**row, **{f"ga_potential_{k}": v for k, v in where_found(state.improvements, reference).items()}}
 
 
+def settled(reference: OracleResult | Atoms, oracle: CalculatorFactory, config: SearchConfig,
+            relax_match: bool = True):
+    """A ``run_search(stop_when=...)`` test that a search has every outcome of its row: it matched ``reference``
+    and, when the reference has its energy, holds a cell as low as it (with ``relax_match``, its relaxed match
+    counted: relaxed once, at the first test after the match). A match that stays above the reference's energy
+    (its relaxation stopped at its step cap, say) does not stop the search."""
+    atoms, energy_per_atom = _reference_parts(reference)
+    relaxed: dict[int, Improvement | None] = {}  # the first match never changes: relax it once
+
+    def test(state: SearchState) -> bool:
+        match = first_match(state.improvements, atoms)
+        if match is None:
+            return False
+        if energy_per_atom is None or math.isfinite(calls_to_energy(state.improvements, energy_per_atom)):
+            return True
+        if not relax_match:
+            return False
+        if match.calls not in relaxed:
+            relaxed[match.calls] = relaxed_match(state.improvements, reference, oracle, config.final_relax_steps,
+                                                 config.fmax)
+        return math.isfinite(calls_to_energy([m for m in relaxed.values() if m is not None], energy_per_atom))
+
+    return test
+
+
 def calls_to_ground_state(formula: str, n_atoms: int, reference: OracleResult | Atoms, oracle: CalculatorFactory,
                           profile: str = "quick", seeds: range | list[int] = range(3),
                           overrides: dict | None = None, baselines: tuple[str, ...] = tuple(BASELINES),
@@ -129,23 +154,18 @@ def calls_to_ground_state(formula: str, n_atoms: int, reference: OracleResult | 
     :func:`where_found`). ``overrides`` replace fields of
     the profile's SearchConfig (e.g. ``{"final_rounds": 10}``). With ``state_dir`` every GA search keeps its
     state there (see ``runner.state_file``): a killed run picks up where it stopped, and the finished states
-    stay for inspection; use one directory per oracle. ``stop_when_found`` stops each GA search once it has
-    matched ``reference`` (same calls to it; the budget column is then the calls spent up to the stop, and the
+    stay for inspection; use one directory per oracle. ``stop_when_found`` stops each GA search once its outcomes are
+    :func:`settled` (same calls to them; the budget column is then the calls spent up to the stop, and the
     lower-crystal outcome is left out: it would only be looked for until then), for the GA alone.
     ``relax_match`` adds the calls until the GA's match is a relaxed cell and until it holds a cell as low as the
     reference (:func:`relaxed_outcomes`), the baselines' matches being relaxed cells already."""
     if stop_when_found and baselines:
         raise ValueError("stop_when_found cuts the GA's budget, which the baselines would inherit; run the GA alone.")
 
-    reference_atoms = _reference_parts(reference)[0]
-
-    def found(state) -> bool:
-        return math.isfinite(calls_to_success(state.improvements, reference_atoms))
-
-    stop = found if stop_when_found else None
     rows = []
     for seed in seeds:
         config = dataclasses.replace(search_config(profile, formula, n_atoms, seed), **(overrides or {}))
+        stop = settled(reference, oracle, config, relax_match) if stop_when_found else None
         if state_dir is None:
             state = run_search(config, oracle, executor=SerialExecutor(), stop_when=stop)
         else:

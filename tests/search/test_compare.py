@@ -241,3 +241,29 @@ def test_calls_to_energy_counts_any_cell_as_low_as_the_reference():
     assert calls_to_energy(trail, -3.5) == 9  # another crystal, level with the reference within the margin
     assert calls_to_energy(trail, -3.5, margin=0.001) == 20
     assert calls_to_energy(trail, -4.0) == math.inf
+
+
+def test_settled_waits_after_the_match_for_a_cell_as_low_as_the_reference():
+    from gapkit.search.active import Improvement, SearchState
+    from gapkit.search.compare import settled
+    from gapkit.search.oracle import emt_calculator, relax
+    from gapkit.search.profiles import search_config
+
+    reference = relax(bulk("Cu", "fcc", a=3.6), emt_calculator, steps=100)
+    config = search_config("quick", "Cu", 2, 0)
+    bcc = Improvement(5, reference.energy_per_atom + 0.3, bulk("Cu", "bcc", a=2.87), "learning cycle 0")
+    state = SearchState(improvements=[bcc])
+    test = settled(reference, emt_calculator, config)
+    assert not test(state)  # no match yet
+    capped = relax(bulk("Cu", "fcc", a=3.3), emt_calculator, steps=1)  # a relaxation cut at its cap
+    assert capped.energy_per_atom > reference.energy_per_atom + 0.005
+    state.improvements.append(Improvement(20, capped.energy_per_atom, capped.atoms, "final round 1 relaxation",
+                                          relaxed=True))
+    assert not test(state)  # matched, but above the reference: the search goes on
+    state.improvements.append(Improvement(30, reference.energy_per_atom, reference.atoms, "final round 2", relaxed=True))
+    assert test(state)
+    squeezed = relax(bulk("Cu", "fcc", a=3.3), emt_calculator, steps=0)  # a single point that matches
+    single = SearchState(improvements=[bcc, Improvement(12, squeezed.energy_per_atom, squeezed.atoms, "cycle 1")])
+    assert settled(reference, emt_calculator, config)(single)  # its relaxation reaches the reference
+    assert not settled(reference, emt_calculator, config, relax_match=False)(single)
+    assert settled(reference.atoms, emt_calculator, config)(single)  # no reference energy: the match settles it
