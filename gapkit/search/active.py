@@ -74,7 +74,8 @@ class SearchConfig:
 class Improvement:
     """A new lowest oracle energy: after how many oracle calls, its energy per atom, the structure, and the part
     of the search whose oracle call found it (e.g. "learning cycle 3", "final round 2 screening"; "" if untold),
-    and whether that call was an oracle relaxation (so the structure is a relaxed cell, not a single point)."""
+    and whether that call was an oracle relaxation that converged (so the structure is a minimum, not a single
+    point or a relaxation cut at its step cap)."""
 
     calls: int
     energy_per_atom: float

@@ -77,11 +77,12 @@ def where_found(improvements: list[Improvement], reference: OracleResult | Atoms
 def relaxed_match(improvements: list[Improvement], reference: OracleResult | Atoms, oracle: CalculatorFactory,
                   steps: int = 100, fmax: float = 0.05) -> Improvement | None:
     """The first match of ``reference`` as a relaxed cell, with the calls until then (None if no match, or if its
-    relaxation fails or leaves the reference): the match itself when an oracle relaxation made it
-    (``Improvement.relaxed``; states saved before that flag existed have it False, and their relaxed matches are
-    relaxed again, at no extra call when they had converged); when it was a single point (a learning cycle's or a screening's: StructureMatcher ignores volume and small
-    distortions, so such a cell can lie far above the minimum), the oracle relaxes it and its calls are added,
-    less the first, which is that single point, already paid."""
+    relaxation fails or leaves the reference): the match itself when a converged oracle relaxation made it
+    (``Improvement.relaxed``); otherwise (a single point of a learning cycle or a screening, or a relaxation cut at
+    its step cap: StructureMatcher ignores volume and small distortions, so such a cell can lie far above the
+    minimum) the oracle relaxes it further and its calls are added, less the first, which that cell's energy
+    already paid. States saved before the flag existed have it False: their converged matches are relaxed again
+    at no extra call."""
     atoms = _reference_parts(reference)[0]
     match = first_match(improvements, atoms)
     if match is None or match.relaxed:
@@ -90,7 +91,7 @@ def relaxed_match(improvements: list[Improvement], reference: OracleResult | Ato
     if relaxed.failed or not same_structure(relaxed.atoms, atoms):
         return None
     return Improvement(match.calls + relaxed.n_calls - 1, relaxed.energy_per_atom, relaxed.atoms, "relaxed match",
-                       relaxed=True)
+                       relaxed=relaxed.relaxed)
 
 
 def relaxed_outcomes(improvements: list[Improvement], reference: OracleResult | Atoms, oracle: CalculatorFactory,
@@ -121,10 +122,10 @@ def search_outcomes(state: SearchState, reference: OracleResult | Atoms, oracle:
 
 def settled(reference: OracleResult | Atoms, oracle: CalculatorFactory, config: SearchConfig,
             relax_match: bool = True):
-    """A ``run_search(stop_when=...)`` test that a search has every outcome of its row: it matched ``reference``
+    """A ``run_search(stop_when=...)`` test, for one search, that it has every outcome of its row: it matched ``reference``
     and, when the reference has its energy, holds a cell as low as it (with ``relax_match``, its relaxed match
-    counted: relaxed once, at the first test after the match). A match that stays above the reference's energy
-    (its relaxation stopped at its step cap, say) does not stop the search."""
+    counted: relaxed once, at the first test after the match). A match whose relaxation still ends above the
+    reference's energy does not stop the search."""
     atoms, energy_per_atom = _reference_parts(reference)
     relaxed: dict[int, Improvement | None] = {}  # the first match never changes: relax it once
 

@@ -74,7 +74,7 @@ class OracleResult:
     forces: np.ndarray | None = None  # eV/Å from the same call, when the calculator gives them
     stress: np.ndarray | None = None  # 3x3 eV/Å^3 (ASE sign) from the same call, likewise
     frames: list["LabelledFrame"] = field(default_factory=list)  # kept steps of a relaxation (see relax)
-    relaxed: bool = False  # the atoms are the end of an oracle relaxation of at least one step (see relax)
+    relaxed: bool = False  # the atoms are a minimum: an oracle relaxation converged to fmax (not cut at its cap)
 
     @property
     def failed(self) -> bool:
@@ -212,7 +212,7 @@ def _relax(atoms: Atoms, factory: CalculatorFactory, fmax: float, steps: int, re
         seen: list[LabelledFrame | None] = []
         if keep_every > 0:  # observers run after each step's forces, so the cache matches the positions
             opt.attach(lambda: seen.append(_cached_frame(atoms)))
-        opt.run(fmax=fmax, steps=steps)
+        converged = bool(opt.run(fmax=fmax, steps=steps))
         n_eval = opt.nsteps + (0 if primed else 1)  # the first evaluation is the start's when primed
         energy = float(atoms.get_potential_energy())
         kept = [f for k, f in enumerate(seen) if f is not None and (k % keep_every == 0 or k == len(seen) - 1)] \
@@ -230,7 +230,7 @@ def _relax(atoms: Atoms, factory: CalculatorFactory, fmax: float, steps: int, re
         # search then "finds" that hole below every real crystal (seen: CaTiO3 with two atoms 0.32 Å apart,
         # 0.2 eV/atom under the perovskite). Failed, with its calls counted and none of its frames kept.
         return OracleResult(atoms, None, 0, n_eval, "atoms collapsed together during the relaxation", tag or {})
-    return OracleResult(atoms, energy, 0, n_eval, "", tag or {}, frames=kept, relaxed=steps > 0)
+    return OracleResult(atoms, energy, 0, n_eval, "", tag or {}, frames=kept, relaxed=converged)
 
 
 @dataclass

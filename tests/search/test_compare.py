@@ -245,7 +245,7 @@ def test_calls_to_energy_counts_any_cell_as_low_as_the_reference():
 
 def test_settled_waits_after_the_match_for_a_cell_as_low_as_the_reference():
     from gapkit.search.active import Improvement, SearchState
-    from gapkit.search.compare import settled
+    from gapkit.search.compare import relaxed_outcomes, settled
     from gapkit.search.oracle import emt_calculator, relax
     from gapkit.search.profiles import search_config
 
@@ -256,10 +256,14 @@ def test_settled_waits_after_the_match_for_a_cell_as_low_as_the_reference():
     test = settled(reference, emt_calculator, config)
     assert not test(state)  # no match yet
     capped = relax(bulk("Cu", "fcc", a=3.3), emt_calculator, steps=1)  # a relaxation cut at its cap
-    assert capped.energy_per_atom > reference.energy_per_atom + 0.005
-    state.improvements.append(Improvement(20, capped.energy_per_atom, capped.atoms, "final round 1 relaxation",
-                                          relaxed=True))
-    assert not test(state)  # matched, but above the reference: the search goes on
+    assert capped.energy_per_atom > reference.energy_per_atom + 0.005 and not capped.relaxed
+    cut = SearchState(improvements=[bcc, Improvement(20, capped.energy_per_atom, capped.atoms, "final round 1 "
+                                                     "relaxation", relaxed=capped.relaxed)])
+    assert settled(reference, emt_calculator, config)(cut)  # relaxed further, it reaches the reference
+    assert relaxed_outcomes(cut.improvements, reference, emt_calculator)["ga_potential_relaxed"] > 20
+    # a match at a minimum above the reference (made up: a converged cell 5 meV/atom too high) does not settle
+    state.improvements.append(Improvement(20, capped.energy_per_atom, capped.atoms, "final round 1", relaxed=True))
+    assert not test(state)
     state.improvements.append(Improvement(30, reference.energy_per_atom, reference.atoms, "final round 2", relaxed=True))
     assert test(state)
     squeezed = relax(bulk("Cu", "fcc", a=3.3), emt_calculator, steps=0)  # a single point that matches
