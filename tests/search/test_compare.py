@@ -264,7 +264,8 @@ def test_settled_waits_after_the_match_for_a_cell_as_low_as_the_reference():
     # a match at a minimum above the reference (made up: a converged cell 5 meV/atom too high) does not settle
     state.improvements.append(Improvement(20, capped.energy_per_atom, capped.atoms, "final round 1", relaxed=True))
     assert not test(state)
-    state.improvements.append(Improvement(30, reference.energy_per_atom, reference.atoms, "final round 2", relaxed=True))
+    state.improvements.append(Improvement(30, reference.energy_per_atom, reference.atoms, "final round 2",
+                                          relaxed=True))
     assert test(state)
     squeezed = relax(bulk("Cu", "fcc", a=3.3), emt_calculator, steps=0)  # a single point that matches
     single = SearchState(improvements=[bcc, Improvement(12, squeezed.energy_per_atom, squeezed.atoms, "cycle 1")])
