@@ -123,9 +123,9 @@ def search_outcomes(state: SearchState, reference: OracleResult | Atoms, oracle:
 def settled(reference: OracleResult | Atoms, oracle: CalculatorFactory, config: SearchConfig,
             relax_match: bool = True):
     """A ``run_search(stop_when=...)`` test, for one search, that it has every outcome of its row: it matched
-    ``reference`` and, when the reference has its energy, holds a cell as low as it (with ``relax_match``, its relaxed match
-    counted: relaxed once, at the first test after the match). A match whose relaxation still ends above the
-    reference's energy does not stop the search."""
+    ``reference`` and, when the reference has its energy, holds a cell as low as it (with ``relax_match``, its
+    relaxed match counted: relaxed once, at the first test after the match). A match whose relaxation still ends
+    above the reference's energy does not stop the search."""
     atoms, energy_per_atom = _reference_parts(reference)
     relaxed: dict[int, Improvement | None] = {}  # the first match never changes: relax it once
 
