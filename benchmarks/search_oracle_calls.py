@@ -17,10 +17,10 @@ picks by one oracle single point (learned from, like the relaxations) and ``--re
 the first K (records ``...-rounds-screened-topK-<formula>.json``; pass the same flags to ``--summarise``).
 ``--stop-when-found`` (GA alone) stops a seed once it matched the reference and holds a cell as low as it (its
 relaxed match counted): the calls to both are those of the whole run, only the seeds that never get there spend
-the whole budget. Each GA row also says where the match came
-from, how far above the reference the best cell ended, the calls until the match is a relaxed cell
-(``ga_potential_relaxed``: a single-point match is relaxed by the oracle and its calls added) and until the search
-holds a cell as low as the reference, whatever crystal (``*_energy``, every method). ``--summarise CSV
+the whole budget. Each GA row also says where the match came from, how far above the reference the best cell
+ended, the calls until the match is a relaxed cell (``ga_potential_relaxed``: a match that is not a converged
+relaxation is relaxed by the oracle and its calls added) and until the search holds a cell as low as the
+reference, whatever crystal (``*_energy``, every method). ``--summarise CSV
 --relax-matches [the run's flags]`` adds the GA's two to CSVs written before they existed, from the saved states.
 ``--add-unfinished`` (with the run's flags, ``--first-seed`` and ``--seeds``) adds rows for seeds whose searches were
 stopped before their end, from their saved states: not found so far, ``unfinished``, their calls so far as budget.
@@ -191,8 +191,9 @@ def main() -> None:
                         help="with --final-rounds: the oracle relaxes only this many picks per round, the first in "
                              "the round's order (SearchConfig.relax_per_round; not in the paper)")
     parser.add_argument("--stop-when-found", action="store_true",
-                        help="with --methods none: stop each seed's search once it matched the reference and holds a cell "
-                             "as low as it (same calls to both; the budget column becomes the calls spent until then)")
+                        help="with --methods none: stop each seed's search once it matched the reference and holds "
+                             "a cell as low as it (same calls to both; the budget column becomes the calls spent "
+                             "until then)")
     parser.add_argument("--relax-matches", action="store_true",
                         help="with --summarise: add the calls until the GA's match is a relaxed cell to CSVs written "
                              "before that column existed (from the saved states; pass the run's flags)")

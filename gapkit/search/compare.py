@@ -127,7 +127,7 @@ def settled(reference: OracleResult | Atoms, oracle: CalculatorFactory, config: 
     relaxed match counted: relaxed once, at the first test after the match). A match whose relaxation still ends
     above the reference's energy does not stop the search."""
     atoms, energy_per_atom = _reference_parts(reference)
-    relaxed: dict[int, Improvement | None] = {}  # the first match never changes: relax it once
+    relaxed: list[Improvement | None] = []  # the first match never changes: relax it once
 
     def test(state: SearchState) -> bool:
         match = first_match(state.improvements, atoms)
@@ -137,10 +137,9 @@ def settled(reference: OracleResult | Atoms, oracle: CalculatorFactory, config: 
             return True
         if not relax_match:
             return False
-        if match.calls not in relaxed:
-            relaxed[match.calls] = relaxed_match(state.improvements, reference, oracle, config.final_relax_steps,
-                                                 config.fmax)
-        return math.isfinite(calls_to_energy([m for m in relaxed.values() if m is not None], energy_per_atom))
+        if not relaxed:
+            relaxed.append(relaxed_match(state.improvements, reference, oracle, config.final_relax_steps, config.fmax))
+        return relaxed[0] is not None and math.isfinite(calls_to_energy(relaxed, energy_per_atom))
 
     return test
 
