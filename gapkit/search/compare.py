@@ -109,7 +109,8 @@ def relaxed_outcomes(improvements: list[Improvement], reference: OracleResult | 
 
 
 def search_outcomes(state: SearchState, reference: OracleResult | Atoms, oracle: CalculatorFactory,
-                    config: SearchConfig, stopped_when_found: bool = False, relax_match: bool = True) -> dict[str, object]:
+                    config: SearchConfig, stopped_when_found: bool = False,
+                    relax_match: bool = True) -> dict[str, object]:
     """One GA search's row: :func:`outcomes`, :func:`where_found` and (``relax_match``) :func:`relaxed_outcomes`;
     a search stopped at its match has no lower-crystal outcome (it would only be looked for until then)."""
     row = outcomes("ga_potential", state.improvements, reference)
