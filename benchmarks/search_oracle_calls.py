@@ -100,6 +100,8 @@ def ga_overrides(args: argparse.Namespace) -> dict:
         overrides["screen_final_picks"] = True
     if args.relax_per_round:
         overrides["relax_per_round"] = args.relax_per_round
+    if args.known_cap is not None:
+        overrides["known_error_cap"] = args.known_cap
     return overrides
 
 
@@ -190,6 +192,9 @@ def main() -> None:
     parser.add_argument("--relax-per-round", type=int,
                         help="with --final-rounds: the oracle relaxes only this many picks per round, the first in "
                              "the round's order (SearchConfig.relax_per_round; not in the paper)")
+    parser.add_argument("--known-cap", type=float, metavar="EV",
+                        help="a label counts as known to the potential only if its error is below min(min_loss, EV) "
+                             "eV/atom (SearchConfig.known_error_cap; not in the paper)")
     parser.add_argument("--stop-when-found", action="store_true",
                         help="with --methods none: stop each seed's search once it matched the reference and holds "
                              "a cell as low as it (same calls to both; the budget column becomes the calls spent "

@@ -8,6 +8,7 @@ thread pool, a process pool, or a Dask/Ray executor all work unchanged. After ea
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -49,10 +50,21 @@ def save_state(state: SearchState, path: Path) -> None:
     atomic_pickle(state, Path(path))
 
 
+# settings added after runs were saved: left out of the digest while at these defaults, so those runs still resume
+_LATER_SETTINGS = {"known_error_cap": None}
+
+
+def _settings_text(config: SearchConfig) -> str:
+    """``repr(config)`` without the later settings that keep their defaults."""
+    kept = [f"{f.name}={getattr(config, f.name)!r}" for f in dataclasses.fields(config)
+            if not (f.name in _LATER_SETTINGS and getattr(config, f.name) == _LATER_SETTINGS[f.name])]
+    return f"{type(config).__qualname__}({', '.join(kept)})"
+
+
 def state_file(directory: Path | str, config: SearchConfig) -> Path:
     """Where a search with exactly these settings keeps its state in ``directory`` (named by formula, cell size,
     seed and a digest of every setting, so that a changed setting starts afresh instead of resuming)."""
-    digest = hashlib.sha1(repr(config).encode()).hexdigest()[:10]
+    digest = hashlib.sha1(_settings_text(config).encode()).hexdigest()[:10]
     return Path(directory) / f"{config.formula}{config.n_atoms}-seed{config.seed}-{digest}.pkl"
 
 
@@ -99,7 +111,7 @@ def run_cycle(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
         if not result.failed:
             state.best_per_system[system].append(
                 min([result.energy_per_atom] + state.best_per_system[system][-1:]))
-        added += learn_from_single_point(state, result, config.train_energy_window)
+        added += learn_from_single_point(state, result, config.train_energy_window, config.known_error_cap)
     retrain(state, config)
     log.info("cycle %d: %d oracle jobs, %d added, train %d, val RMSE %s, calls %d", state.cycle,
              len(batch), added, len(state.train_atoms), state.val_rmse, state.counter.total)
@@ -146,7 +158,8 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     if not state.finished and config.relaxation_frames_every > 0:
         added = learn_from_relaxations(state, results, config.train_energy_window)
         # the screening's single points are labelled structures too
-        added += sum(learn_from_single_point(state, r, config.train_energy_window) for r in screening)
+        added += sum(learn_from_single_point(state, r, config.train_energy_window, config.known_error_cap)
+                     for r in screening)
         for (system, _), result in zip(batch, results):  # relaxed minima become parents of the next round
             if not result.failed:
                 relaxed = result.atoms.copy()
