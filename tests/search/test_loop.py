@@ -1,5 +1,6 @@
 """The oracle wrapper and the active-learning loop with a cheap oracle (EMT): failures, resume, results."""
 
+import dataclasses
 import math
 import pickle
 from concurrent.futures import ThreadPoolExecutor
@@ -11,11 +12,11 @@ from ase.build import bulk
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
 
-from gapkit.search.active import SearchConfig
+from gapkit.search.active import SearchConfig, SearchState, accept_for_training
 from gapkit.search.ga import GASettings
-from gapkit.search.oracle import OracleCounter, emt_calculator, relax, single_point
+from gapkit.search.oracle import OracleCounter, OracleResult, emt_calculator, relax, single_point
 from gapkit.search.potential import TrainSettings
-from gapkit.search.runner import SerialExecutor, load_state, run_search
+from gapkit.search.runner import SerialExecutor, _settings_text, load_state, run_search, state_file
 
 
 class FlakyEMT(Calculator):
@@ -294,3 +295,30 @@ def test_a_learning_cycle_sends_its_picks_to_the_oracle_lowest_predicted_first()
     scored = RecordingEMT.predicted[bootstrap.counter.total:]
     assert len(scored) == state.counter.total - bootstrap.counter.total > 3
     assert scored == sorted(scored)  # across crystal systems, not system by system
+
+
+def _labelled(e_atom: float, e_pred: float, a: float = 3.6) -> OracleResult:
+    atoms = bulk("Cu", "fcc", a=a)
+    atoms.info["e_pred"] = e_pred
+    return OracleResult(atoms, e_atom * len(atoms), n_single_points=1)
+
+
+def test_known_error_cap_keeps_labels_a_badly_fitted_potential_only_seems_to_know():
+    state = SearchState(min_loss=1.0)  # a potential fitted on a dozen structures: training RMSE of 1 eV/atom
+    off_by_tenths = _labelled(-3.0, -3.3)
+    assert not accept_for_training(state, off_by_tenths)  # the paper's rule: within min_loss, so "known"
+    assert state.dropped["known"] == 1
+    assert accept_for_training(state, off_by_tenths, known_error_cap=0.08)
+    assert not accept_for_training(state, _labelled(-3.0, -3.05), known_error_cap=0.08)  # within the cap
+    # a cap above min_loss changes nothing: the tolerance is the smaller of the two
+    accurate = SearchState(min_loss=0.01)
+    assert accept_for_training(accurate, _labelled(-3.0, -3.05), known_error_cap=0.08)
+
+
+def test_a_setting_added_later_leaves_the_state_file_of_older_runs_alone(tmp_path):
+    config = _config(seed=1)
+    assert "known_error_cap" not in _settings_text(config)
+    assert _settings_text(config) == repr(config).replace(", known_error_cap=None", "")
+    capped = dataclasses.replace(config, known_error_cap=0.08)
+    assert "known_error_cap=0.08" in _settings_text(capped)
+    assert state_file(tmp_path, capped) != state_file(tmp_path, config)
