@@ -95,29 +95,41 @@ def relaxed_match(improvements: list[Improvement], reference: OracleResult | Ato
 
 
 def relaxed_outcomes(improvements: list[Improvement], reference: OracleResult | Atoms, oracle: CalculatorFactory,
-                     steps: int = 100, fmax: float = 0.05) -> dict[str, float]:
+                     steps: int = 100, fmax: float = 0.05,
+                     relaxed: list[Improvement | None] | None = None) -> dict[str, float]:
     """The GA's calls until its match is a relaxed cell (``ga_potential_relaxed``, see :func:`relaxed_match`) and,
     when the reference has its energy, until it holds a cell as low as the reference (``ga_potential_energy``,
-    counting the relaxed match too: a run stopped at a single-point match would have relaxed it)."""
-    atoms, energy_per_atom = _reference_parts(reference)
-    match = relaxed_match(improvements, reference, oracle, steps, fmax)
+    counting the relaxed match too: a run stopped at a single-point match would have relaxed it). ``relaxed``: a
+    one-slot list holding the relaxed match if it was computed already (by :func:`settled`); filled when empty."""
+    energy_per_atom = _reference_parts(reference)[1]
+    relaxed = [] if relaxed is None else relaxed
+    if not relaxed:
+        relaxed.append(relaxed_match(improvements, reference, oracle, steps, fmax))
+    match = relaxed[0]
     out = {"ga_potential_relaxed": float("inf") if match is None else float(match.calls)}
     if energy_per_atom is not None:
-        out["ga_potential_energy"] = min(calls_to_energy(improvements, energy_per_atom),
-                                         calls_to_energy([match] if match else [], energy_per_atom))
+        out["ga_potential_energy"] = _calls_to_energy_or_relaxed(improvements, match, energy_per_atom)
     return out
 
 
+def _calls_to_energy_or_relaxed(improvements: list[Improvement], match: Improvement | None,
+                                energy_per_atom: float) -> float:
+    """Calls until the trajectory, or the relaxed ``match``, holds a cell as low as ``energy_per_atom``."""
+    return min(calls_to_energy(improvements, energy_per_atom), calls_to_energy([match] if match else [], energy_per_atom))
+
+
 def search_outcomes(state: SearchState, reference: OracleResult | Atoms, oracle: CalculatorFactory,
-                    config: SearchConfig, stopped_when_found: bool = False,
-                    relax_match: bool = True) -> dict[str, object]:
-    """One GA search's row: :func:`outcomes`, :func:`where_found` and (``relax_match``) :func:`relaxed_outcomes`;
-    a search stopped at its match has no lower-crystal outcome (it would only be looked for until then)."""
+                    config: SearchConfig, stopped_when_found: bool = False, relax_match: bool = True,
+                    relaxed: list[Improvement | None] | None = None) -> dict[str, object]:
+    """One GA search's row: :func:`outcomes`, :func:`where_found` and (``relax_match``) :func:`relaxed_outcomes`
+    (``relaxed``: its one-slot list of the relaxed match, if computed already); a search stopped at its match has
+    no lower-crystal outcome (it would only be looked for until then)."""
     row = outcomes("ga_potential", state.improvements, reference)
     if stopped_when_found:
         row.pop("ga_potential_below", None)
     if relax_match:
-        row.update(relaxed_outcomes(state.improvements, reference, oracle, config.final_relax_steps, config.fmax))
+        row.update(relaxed_outcomes(state.improvements, reference, oracle, config.final_relax_steps, config.fmax,
+                                    relaxed))
     return {**row, **{f"ga_potential_{k}": v for k, v in where_found(state.improvements, reference).items()}}
 
 
@@ -125,8 +137,9 @@ def settled(reference: OracleResult | Atoms, oracle: CalculatorFactory, config: 
             relax_match: bool = True):
     """A ``run_search(stop_when=...)`` test, for one search, that it has every outcome of its row: it matched
     ``reference`` and, when the reference has its energy, holds a cell as low as it (with ``relax_match``, its
-    relaxed match counted: relaxed once, at the first test after the match). A match whose relaxation still ends
-    above the reference's energy does not stop the search."""
+    relaxed match counted: relaxed once, at the first test after the match, and kept in the test's ``relaxed``
+    slot for :func:`relaxed_outcomes`). A match whose relaxation still ends above the reference's energy does not
+    stop the search."""
     atoms, energy_per_atom = _reference_parts(reference)
     relaxed: list[Improvement | None] = []  # the first match never changes: relax it once
 
@@ -140,8 +153,9 @@ def settled(reference: OracleResult | Atoms, oracle: CalculatorFactory, config: 
             return False
         if not relaxed:
             relaxed.append(relaxed_match(state.improvements, reference, oracle, config.final_relax_steps, config.fmax))
-        return relaxed[0] is not None and math.isfinite(calls_to_energy(relaxed, energy_per_atom))
+        return math.isfinite(_calls_to_energy_or_relaxed(state.improvements, relaxed[0], energy_per_atom))
 
+    test.relaxed = relaxed
     return test
 
 
@@ -175,7 +189,8 @@ def calls_to_ground_state(formula: str, n_atoms: int, reference: OracleResult | 
                                stop_when=stop)
         budget = state.counter.total
         rows.append({"seed": seed, "budget": budget,
-                     **search_outcomes(state, reference, oracle, config, stop_when_found, relax_match),
+                     **search_outcomes(state, reference, oracle, config, stop_when_found, relax_match,
+                                       stop.relaxed if stop is not None else None),
                      **baseline_calls(formula, n_atoms, reference, oracle, budget, seed,
                                       config.final_relax_steps, baselines)})
         log.info("seed %d: %s", seed, rows[-1])

@@ -272,3 +272,26 @@ def test_settled_waits_after_the_match_for_a_cell_as_low_as_the_reference():
     assert settled(reference, emt_calculator, config)(single)  # its relaxation reaches the reference
     assert not settled(reference, emt_calculator, config, relax_match=False)(single)
     assert settled(reference.atoms, emt_calculator, config)(single)  # no reference energy: the match settles it
+
+
+def test_the_relaxed_match_settled_computed_is_not_relaxed_again_for_the_row():
+    from gapkit.search.active import Improvement, SearchState
+    from gapkit.search.compare import relaxed_outcomes, settled
+    from gapkit.search.oracle import emt_calculator, relax
+    from gapkit.search.profiles import search_config
+
+    made = []
+
+    def counted_emt():
+        made.append(1)
+        return emt_calculator()
+
+    reference = relax(bulk("Cu", "fcc", a=3.6), emt_calculator, steps=100)
+    squeezed = relax(bulk("Cu", "fcc", a=3.3), emt_calculator, steps=0)
+    single = SearchState(improvements=[Improvement(12, squeezed.energy_per_atom, squeezed.atoms, "cycle 1")])
+    test = settled(reference, emt_calculator, search_config("quick", "Cu", 2, 0))
+    assert test(single) and len(test.relaxed) == 1
+    fresh = relaxed_outcomes(single.improvements, reference, emt_calculator)
+    assert relaxed_outcomes(single.improvements, reference, counted_emt, relaxed=test.relaxed) == fresh
+    assert not made  # the slot's relaxation was used
+    assert relaxed_outcomes(single.improvements, reference, counted_emt) == fresh and made
