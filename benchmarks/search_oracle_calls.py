@@ -15,6 +15,8 @@ rounds (each learns from the previous round's oracle relaxations; see ``SearchCo
 ``--final-rounds`` to ``--summarise``). ``--methods none`` runs the GA alone. ``--screen`` ranks each round's
 picks by one oracle single point (learned from, like the relaxations) and ``--relax-per-round K`` relaxes only
 the first K (records ``...-rounds-screened-topK-<formula>.json``; pass the same flags to ``--summarise``).
+``--known-cap EV`` counts a label as already known to the potential only if its error is below min(min_loss, EV)
+eV/atom (records ``...-capped-<formula>.json``).
 ``--stop-when-found`` (GA alone) stops a seed once it matched the reference and holds a cell as low as it (its
 relaxed match counted): the calls to both are those of the whole run, only the seeds that never get there spend
 the whole budget. Each GA row also says where the match came from, how far above the reference the best cell
@@ -234,14 +236,15 @@ def main() -> None:
 
             # one record per profile and system; the chapter's own quick run writes search-quick.json
             variant = ("-rounds" if args.final_rounds > 1 else "") + ("-screened" if args.screen else "") + \
-                (f"-top{args.relax_per_round}" if args.relax_per_round else "") + (f"-{args.tag}" if args.tag else "")
+                (f"-top{args.relax_per_round}" if args.relax_per_round else "") + \
+                ("-capped" if args.known_cap is not None else "") + (f"-{args.tag}" if args.tag else "")
             profile = f"{args.profile}{variant}-{args.formula}" + ("" if "ga_potential" in calls else "-baselines")
             path = record_results("search", profile, {
                 "formula": args.formula, "n_atoms": args.n_atoms,
                 "settings": {"final_rounds": args.final_rounds, "round_patience": args.round_patience,
                              "frames_every": args.frames_every, "total_budget": args.total_budget,
                              "methods": args.methods, "screen_final_picks": args.screen,
-                             "relax_per_round": args.relax_per_round,
+                             "relax_per_round": args.relax_per_round, "known_error_cap": args.known_cap,
                              "stopped_when_found": args.stop_when_found},
                 # JSON has no infinity: never found -> null
                 "per_seed": calls.astype(object).where(~calls.isin([float("inf")]), None).to_dict("records"),
