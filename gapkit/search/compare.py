@@ -115,7 +115,8 @@ def relaxed_outcomes(improvements: list[Improvement], reference: OracleResult | 
 def _calls_to_energy_or_relaxed(improvements: list[Improvement], match: Improvement | None,
                                 energy_per_atom: float) -> float:
     """Calls until the trajectory, or the relaxed ``match``, holds a cell as low as ``energy_per_atom``."""
-    return min(calls_to_energy(improvements, energy_per_atom), calls_to_energy([match] if match else [], energy_per_atom))
+    return min(calls_to_energy(improvements, energy_per_atom),
+               calls_to_energy([match] if match else [], energy_per_atom))
 
 
 def search_outcomes(state: SearchState, reference: OracleResult | Atoms, oracle: CalculatorFactory,
