@@ -16,7 +16,8 @@ rounds (each learns from the previous round's oracle relaxations; see ``SearchCo
 picks by one oracle single point (learned from, like the relaxations) and ``--relax-per-round K`` relaxes only
 the first K (records ``...-rounds-screened-topK-<formula>.json``; pass the same flags to ``--summarise``).
 ``--known-cap EV`` counts a label as already known to the potential only if its error is below min(min_loss, EV)
-eV/atom (records ``...-capped-<formula>.json``).
+eV/atom (records ``...-capped-<formula>.json``). ``--stale-randoms N`` relaxes N fresh random structures in place of
+the last GA picks in each final round after one without a lower energy (records ``...-randomsN-<formula>.json``).
 ``--stop-when-found`` (GA alone) stops a seed once it matched the reference and holds a cell as low as it (its
 relaxed match counted): the calls to both are those of the whole run, only the seeds that never get there spend
 the whole budget. Each GA row also says where the match came from, how far above the reference the best cell
@@ -104,6 +105,8 @@ def ga_overrides(args: argparse.Namespace) -> dict:
         overrides["relax_per_round"] = args.relax_per_round
     if args.known_cap is not None:
         overrides["known_error_cap"] = args.known_cap
+    if args.stale_randoms:
+        overrides["stale_random_relaxations"] = args.stale_randoms
     return overrides
 
 
@@ -197,6 +200,9 @@ def main() -> None:
     parser.add_argument("--known-cap", type=float, metavar="EV",
                         help="a label counts as known to the potential only if its error is below min(min_loss, EV) "
                              "eV/atom (SearchConfig.known_error_cap; not in the paper)")
+    parser.add_argument("--stale-randoms", type=int, default=0, metavar="N",
+                        help="with --final-rounds: in a round after one without a lower oracle energy, N relaxations "
+                             "start from fresh random structures (SearchConfig.stale_random_relaxations; not in the paper)")
     parser.add_argument("--stop-when-found", action="store_true",
                         help="with --methods none: stop each seed's search once it matched the reference and holds "
                              "a cell as low as it (same calls to both; the budget column becomes the calls spent "
@@ -237,7 +243,8 @@ def main() -> None:
             # one record per profile and system; the chapter's own quick run writes search-quick.json
             variant = ("-rounds" if args.final_rounds > 1 else "") + ("-screened" if args.screen else "") + \
                 (f"-top{args.relax_per_round}" if args.relax_per_round else "") + \
-                ("-capped" if args.known_cap is not None else "") + (f"-{args.tag}" if args.tag else "")
+                ("-capped" if args.known_cap is not None else "") + \
+                (f"-randoms{args.stale_randoms}" if args.stale_randoms else "") + (f"-{args.tag}" if args.tag else "")
             profile = f"{args.profile}{variant}-{args.formula}" + ("" if "ga_potential" in calls else "-baselines")
             path = record_results("search", profile, {
                 "formula": args.formula, "n_atoms": args.n_atoms,
@@ -245,6 +252,7 @@ def main() -> None:
                              "frames_every": args.frames_every, "total_budget": args.total_budget,
                              "methods": args.methods, "screen_final_picks": args.screen,
                              "relax_per_round": args.relax_per_round, "known_error_cap": args.known_cap,
+                             "stale_random_relaxations": args.stale_randoms,
                              "stopped_when_found": args.stop_when_found},
                 # JSON has no infinity: never found -> null
                 "per_seed": calls.astype(object).where(~calls.isin([float("inf")]), None).to_dict("records"),

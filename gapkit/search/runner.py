@@ -18,13 +18,14 @@ from itertools import repeat
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from ase import Atoms
 
 from gapkit.io import atomic_pickle
 from gapkit.search.active import (SearchConfig, SearchState, ga_task, init_state, known_structures,
                                   learn_from_relaxations, learn_from_single_point, make_scorer, record_oracle,
                                   retrain)
-from gapkit.search.population import is_duplicate, too_close
+from gapkit.search.population import StructureGenerationError, is_duplicate, random_structure, too_close
 from gapkit.search.oracle import CalculatorFactory, OracleResult, chgnet_calculator, relax, single_point
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def save_state(state: SearchState, path: Path) -> None:
 
 
 # settings added after runs were saved: left out of the digest while at these defaults, so those runs still resume
-_LATER_SETTINGS = {"known_error_cap": None}
+_LATER_SETTINGS = {"known_error_cap": None, "stale_random_relaxations": 0}
 
 
 def _settings_text(config: SearchConfig) -> str:
@@ -141,11 +142,17 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     if config.screen_final_picks:
         # pre-relaxed already, and each relaxation starts from its screening single point (no second call)
         (batch, starts, screening), potential = _screened(state, config, oracle, executor, batch), None
-    batch = batch[:config.relax_per_round]
+    n_random = config.stale_random_relaxations if state.stale_rounds > 0 else 0
+    if config.relax_per_round is not None:
+        batch = batch[:max(0, config.relax_per_round - n_random)]
+    starts, potentials = starts[:len(batch)], [potential] * len(batch)
+    # random starts come last: a budget cut drops them first, and the GA's picks keep their place in the call count
+    randoms = random_starts(state, config, n_random)
+    batch, starts, potentials = batch + randoms, starts + [None] * len(randoms), potentials + [None] * len(randoms)
     steps = _relax_steps_within_budget(len(batch), state, config)
     batch = batch[:len(steps)]
     results = list(executor.map(_relax_job, [a for _, a in batch], repeat(oracle), repeat(config),
-                                [s for s, _ in batch], repeat(potential), steps, starts[:len(batch)]))
+                                [s for s, _ in batch], potentials[:len(batch)], steps, starts[:len(batch)]))
     for result in results:
         record_oracle(state, result, f"final round {state.final_round + 1} relaxation")
     state.final_results = sorted(state.final_results + results, key=lambda r: r.energy_per_atom)
@@ -168,6 +175,21 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
         retrain(state, config)
         log.info("final round %d: %d relaxations, %d frames added, train %d, calls %d", state.final_round,
                  len(results), added, len(state.train_atoms), state.counter.total)
+
+
+def random_starts(state: SearchState, config: SearchConfig, n: int) -> list[tuple[str, Atoms]]:
+    """``n`` fresh random symmetric structures as (crystal system, atoms), each of a random crystal system, drawn
+    from the run's seed and the final round (so a resumed run draws the same)."""
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 30_000 + state.final_round]))
+    counts, systems, starts = config.counts(), list(config.crystal_systems), []
+    for _ in range(n):
+        system = systems[int(rng.integers(len(systems)))]
+        try:
+            starts.append((system, random_structure(counts, system, rng,
+                                                    min_distance_factor=config.ga.min_distance_factor)))
+        except StructureGenerationError as err:  # a system PyXtal cannot fill at this size: one relaxation fewer
+            log.warning("no random start in %s: %s", system, err)
+    return starts
 
 
 def _screened(state: SearchState, config: SearchConfig, oracle: CalculatorFactory, executor: Executor,

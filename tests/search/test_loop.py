@@ -16,7 +16,8 @@ from gapkit.search.active import SearchConfig, SearchState, accept_for_training
 from gapkit.search.ga import GASettings
 from gapkit.search.oracle import OracleCounter, OracleResult, emt_calculator, relax, single_point
 from gapkit.search.potential import TrainSettings
-from gapkit.search.runner import SerialExecutor, _settings_text, load_state, run_search, state_file
+from gapkit.search.runner import (SerialExecutor, _settings_text, load_state, random_starts, run_final, run_search,
+                                  state_file)
 
 
 class FlakyEMT(Calculator):
@@ -318,7 +319,32 @@ def test_known_error_cap_keeps_labels_a_badly_fitted_potential_only_seems_to_kno
 def test_a_setting_added_later_leaves_the_state_file_of_older_runs_alone(tmp_path):
     config = _config(seed=1)
     assert "known_error_cap" not in _settings_text(config)
-    assert _settings_text(config) == repr(config).replace(", known_error_cap=None", "")
+    assert _settings_text(config) == repr(config).replace(", known_error_cap=None", "").replace(
+        ", stale_random_relaxations=0", "")
     capped = dataclasses.replace(config, known_error_cap=0.08)
     assert "known_error_cap=0.08" in _settings_text(capped)
     assert state_file(tmp_path, capped) != state_file(tmp_path, config)
+
+
+def test_a_round_after_a_stale_one_relaxes_random_starts_in_place_of_its_last_picks():
+    rounds = dict(seed=2, max_cycles=1, final_per_system=2, final_rounds=3, round_patience=3,
+                  relaxation_frames_every=4, screen_final_picks=True, relax_per_round=2)
+    with_rule = _config(stale_random_relaxations=1, **rounds)
+    learned = run_search(with_rule, emt_calculator, executor=SerialExecutor(), stop_after_cycles=1)
+    assert learned.final_round == 0
+    fresh = run_search(with_rule, emt_calculator, executor=SerialExecutor(), stop_after_cycles=2)
+    plain = run_search(_config(**rounds), emt_calculator, executor=SerialExecutor(), stop_after_cycles=2)
+    # after a learning cycle nothing is stale: the rule leaves the round as it was
+    assert [r.energy_ev for r in fresh.final_results] == [r.energy_ev for r in plain.final_results]
+    stale = pickle.loads(pickle.dumps(learned))
+    stale.stale_rounds = 1
+    (system, start), = random_starts(stale, with_rule, 1)
+    assert start.get_chemical_formula() == "Cu2" and start.info["crystal_system"] == system
+    run_final(stale, with_rule, emt_calculator, SerialExecutor())
+    assert len(stale.final_results) == 2  # still relax_per_round relaxations: one GA pick, one random start
+    expected = relax(start, emt_calculator, fmax=with_rule.fmax, steps=with_rule.final_relax_steps)
+    assert any(math.isclose(r.energy_ev, expected.energy_ev) for r in stale.final_results)
+    # its minimum joins its crystal system's population as a parent (appended after the round's GA)
+    assert np.allclose(stale.populations[system][-1].cell[:], expected.atoms.cell[:])
+    with pytest.raises(ValueError, match="stale_random_relaxations"):
+        run_search(_config(stale_random_relaxations=-1), emt_calculator)
