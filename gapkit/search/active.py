@@ -260,21 +260,21 @@ def add_training_example(state: SearchState, atoms: Atoms, energy_ev: float, for
     state.train_stresses.append(stress)
 
 
-def accept_for_training(state: SearchState, result: OracleResult, energy_window: float = 2.0,
-                        known_error_cap: float | None = None) -> bool:
+def accept_for_training(state: SearchState, result: OracleResult, config: SearchConfig) -> bool:
     """Keep a labelled structure unless it duplicates the set, the potential already knew it (error below
-    min_loss, or below ``known_error_cap`` eV/atom if that is smaller), or it lies more than ``energy_window``
-    eV/atom above the best structure (such near-collisions would dominate a tiny network's loss while
-    saying nothing about the low-energy region searched)."""
+    min_loss, or below ``config.known_error_cap`` eV/atom if that is smaller), or it lies more than
+    ``config.train_energy_window`` eV/atom above the best structure (such near-collisions would dominate a tiny
+    network's loss while saying nothing about the low-energy region searched)."""
     if result.failed:
         return False
     atoms, e_atom = result.atoms, result.energy_per_atom
-    if _too_high(state, e_atom, energy_window):
+    if _too_high(state, e_atom, config.train_energy_window):
         return False
     pred = atoms.info.get("e_pred")
     if state.min_loss is not None and pred is not None:
         # paper: drop if |E_pred - E_oracle| < min_loss x n_atoms (total energies)
-        tolerance = state.min_loss if known_error_cap is None else min(state.min_loss, known_error_cap)
+        cap = config.known_error_cap
+        tolerance = state.min_loss if cap is None else min(state.min_loss, cap)
         if abs(pred - e_atom) * len(atoms) < tolerance * len(atoms):
             state.dropped["known"] += 1
             return False
@@ -282,16 +282,15 @@ def accept_for_training(state: SearchState, result: OracleResult, energy_window:
     return not _already_trained(state, atoms, e_atom, pool_e)
 
 
-def learn_from_single_point(state: SearchState, result: OracleResult, energy_window: float = 2.0,
-                            known_error_cap: float | None = None) -> bool:
+def learn_from_single_point(state: SearchState, result: OracleResult, config: SearchConfig) -> bool:
     """Add an oracle single point to the training set if :func:`accept_for_training` keeps it; say whether it did."""
-    if not accept_for_training(state, result, energy_window, known_error_cap):
+    if not accept_for_training(state, result, config):
         return False
     add_training_example(state, result.atoms, result.energy_ev, result.forces, result.stress)
     return True
 
 
-def learn_from_relaxations(state: SearchState, results: list[OracleResult], energy_window: float = 2.0) -> int:
+def learn_from_relaxations(state: SearchState, results: list[OracleResult], config: SearchConfig) -> int:
     """Add the kept frames of oracle relaxations to the training set; return how many joined.
 
     Frames within an energy window of the best structure and not duplicating the set join, like any
@@ -302,7 +301,7 @@ def learn_from_relaxations(state: SearchState, results: list[OracleResult], ener
     for result in results:
         for frame in result.frames:
             e_atom = frame.energy_ev / len(frame.atoms)
-            if _too_high(state, e_atom, energy_window) or _already_trained(state, frame.atoms, e_atom, pool_e):
+            if _too_high(state, e_atom, config.train_energy_window) or _already_trained(state, frame.atoms, e_atom, pool_e):
                 continue
             pool_e.append(e_atom)
             add_training_example(state, frame.atoms, frame.energy_ev, frame.forces, frame.stress)

@@ -100,7 +100,7 @@ def relaxed_outcomes(improvements: list[Improvement], reference: OracleResult | 
     """The GA's calls until its match is a relaxed cell (``ga_potential_relaxed``, see :func:`relaxed_match`) and,
     when the reference has its energy, until it holds a cell as low as the reference (``ga_potential_energy``,
     counting the relaxed match too: a run stopped at a single-point match would have relaxed it). ``relaxed``: a
-    one-slot list holding the relaxed match if it was computed already (by :func:`settled`); filled when empty."""
+    one-slot list holding the relaxed match if it was computed already (by :class:`Settled`); filled when empty."""
     energy_per_atom = _reference_parts(reference)[1]
     relaxed = [] if relaxed is None else relaxed
     if not relaxed:
@@ -134,30 +134,31 @@ def search_outcomes(state: SearchState, reference: OracleResult | Atoms, oracle:
     return {**row, **{f"ga_potential_{k}": v for k, v in where_found(state.improvements, reference).items()}}
 
 
-def settled(reference: OracleResult | Atoms, oracle: CalculatorFactory, config: SearchConfig,
-            relax_match: bool = True):
+class Settled:
     """A ``run_search(stop_when=...)`` test, for one search, that it has every outcome of its row: it matched
     ``reference`` and, when the reference has its energy, holds a cell as low as it (with ``relax_match``, its
-    relaxed match counted: relaxed once, at the first test after the match, and kept in the test's ``relaxed``
-    slot for :func:`relaxed_outcomes`). A match whose relaxation still ends above the reference's energy does not
-    stop the search."""
-    atoms, energy_per_atom = _reference_parts(reference)
-    relaxed: list[Improvement | None] = []  # the first match never changes: relax it once
+    relaxed match counted: relaxed once, at the first test after the match). A match whose relaxation still ends
+    above the reference's energy does not stop the search. ``relaxed`` is the one-slot list that holds the relaxed
+    match once computed, for :func:`relaxed_outcomes`."""
 
-    def test(state: SearchState) -> bool:
-        match = first_match(state.improvements, atoms)
-        if match is None:
+    def __init__(self, reference: OracleResult | Atoms, oracle: CalculatorFactory, config: SearchConfig,
+                 relax_match: bool = True):
+        self.reference, self.oracle, self.config, self.relax_match = reference, oracle, config, relax_match
+        self.atoms, self.energy_per_atom = _reference_parts(reference)
+        self.relaxed: list[Improvement | None] = []  # the first match never changes: relax it once
+
+    def __call__(self, state: SearchState) -> bool:
+        """Whether ``state`` has every outcome of its row."""
+        if first_match(state.improvements, self.atoms) is None:
             return False
-        if energy_per_atom is None or math.isfinite(calls_to_energy(state.improvements, energy_per_atom)):
+        if self.energy_per_atom is None or math.isfinite(calls_to_energy(state.improvements, self.energy_per_atom)):
             return True
-        if not relax_match:
+        if not self.relax_match:
             return False
-        if not relaxed:
-            relaxed.append(relaxed_match(state.improvements, reference, oracle, config.final_relax_steps, config.fmax))
-        return math.isfinite(_calls_to_energy_or_relaxed(state.improvements, relaxed[0], energy_per_atom))
-
-    test.relaxed = relaxed
-    return test
+        if not self.relaxed:
+            self.relaxed.append(relaxed_match(state.improvements, self.reference, self.oracle,
+                                              self.config.final_relax_steps, self.config.fmax))
+        return math.isfinite(_calls_to_energy_or_relaxed(state.improvements, self.relaxed[0], self.energy_per_atom))
 
 
 def calls_to_ground_state(formula: str, n_atoms: int, reference: OracleResult | Atoms, oracle: CalculatorFactory,
@@ -171,7 +172,7 @@ def calls_to_ground_state(formula: str, n_atoms: int, reference: OracleResult | 
     the profile's SearchConfig (e.g. ``{"final_rounds": 10}``). With ``state_dir`` every GA search keeps its
     state there (see ``runner.state_file``): a killed run picks up where it stopped, and the finished states
     stay for inspection; use one directory per oracle. ``stop_when_found`` stops each GA search once its outcomes are
-    :func:`settled` (same calls to them; the budget column is then the calls spent up to the stop, and the
+    :class:`Settled` (same calls to them; the budget column is then the calls spent up to the stop, and the
     lower-crystal outcome is left out: it would only be looked for until then), for the GA alone.
     ``relax_match`` adds the calls until the GA's match is a relaxed cell and until it holds a cell as low as the
     reference (:func:`relaxed_outcomes`), the baselines' matches being relaxed cells already."""
@@ -181,7 +182,7 @@ def calls_to_ground_state(formula: str, n_atoms: int, reference: OracleResult | 
     rows = []
     for seed in seeds:
         config = dataclasses.replace(search_config(profile, formula, n_atoms, seed), **(overrides or {}))
-        stop = settled(reference, oracle, config, relax_match) if stop_when_found else None
+        stop = Settled(reference, oracle, config, relax_match) if stop_when_found else None
         if state_dir is None:
             state = run_search(config, oracle, executor=SerialExecutor(), stop_when=stop)
         else:
@@ -283,6 +284,24 @@ def oracle_savings(ga: pd.DataFrame, random: pd.DataFrame, min_found: float = 0.
             "random budget": int(random["budget"].max()), "random calls to 50 %": rs_half,
             "ratio": ratio, "ratio is": bound, "ratio, 90 % bootstrap": f"{low:.1f}-{high:.1f}",
             "target met": bool(found >= min_found and ratio >= min_ratio)}  # NaN ratio: never met
+
+
+# how a seed counts as having found the ground state: (GA column, random-search column) of calls_to_ground_state's rows
+SAVINGS_CRITERIA = {"match": ("ga_potential", "random"), "relaxed match": ("ga_potential_relaxed", "random"),
+                    "energy": ("ga_potential_energy", "random_energy")}
+
+
+def savings_by_criterion(runs: dict[str, tuple[pd.DataFrame, pd.DataFrame | None]],
+                         criteria: dict[str, tuple[str, str]] | None = None) -> pd.DataFrame:
+    """:func:`oracle_savings` per (system, criterion) for ``runs`` = {system: (GA rows, random-search rows)}, for
+    each criterion of ``criteria`` (default :data:`SAVINGS_CRITERIA`) whose columns both runs have; a system with
+    no random-search rows is left out."""
+    rows = {}
+    for system, (ga, random) in runs.items():
+        for criterion, (ga_column, random_column) in (criteria or SAVINGS_CRITERIA).items():
+            if random is not None and ga_column in ga and random_column in random:
+                rows[(system, criterion)] = oracle_savings(ga, random, column=ga_column, random_column=random_column)
+    return pd.DataFrame(rows).T
 
 
 def reference_lattice_a(atoms: Atoms, reference: Atoms) -> float:

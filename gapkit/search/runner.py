@@ -112,7 +112,7 @@ def run_cycle(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
         if not result.failed:
             state.best_per_system[system].append(
                 min([result.energy_per_atom] + state.best_per_system[system][-1:]))
-        added += learn_from_single_point(state, result, config.train_energy_window, config.known_error_cap)
+        added += learn_from_single_point(state, result, config)
     retrain(state, config)
     log.info("cycle %d: %d oracle jobs, %d added, train %d, val RMSE %s, calls %d", state.cycle,
              len(batch), added, len(state.train_atoms), state.val_rmse, state.counter.total)
@@ -163,9 +163,9 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
     state.finished = (state.final_round >= config.final_rounds or state.stale_rounds >= config.round_patience
                       or spent or not batch)
     if not state.finished and config.relaxation_frames_every > 0:
-        added = learn_from_relaxations(state, results, config.train_energy_window)
+        added = learn_from_relaxations(state, results, config)
         # the screening's single points are labelled structures too
-        added += sum(learn_from_single_point(state, r, config.train_energy_window, config.known_error_cap)
+        added += sum(learn_from_single_point(state, r, config)
                      for r in screening)
         for (system, _), result in zip(batch, results):  # relaxed minima become parents of the next round
             if not result.failed:

@@ -103,6 +103,23 @@ def test_oracle_savings_reads_the_target():
     assert other["GA calls to 50 %"] == 8 and other["random calls to 50 %"] == 90 and other["ratio"] == 90 / 8
 
 
+def test_savings_by_criterion_reads_each_criterion_the_runs_have_columns_for():
+    import pandas as pd
+
+    from gapkit.search.compare import oracle_savings, savings_by_criterion
+
+    inf = float("inf")
+    ga = pd.DataFrame({"budget": [300] * 4, "ga_potential": [10.0, 20.0, 30.0, 40.0],
+                       "ga_potential_energy": [5.0, 8.0, 9.0, 9.0]})
+    slow = pd.DataFrame({"budget": [3000] * 4, "random": [100.0, 150.0, inf, 900.0], "random_energy": [90.0] * 4})
+    table = savings_by_criterion({"Cu": (ga, slow), "Ag": (ga, None)})
+    # no relaxed column, no random-search rows for Ag: two rows, each the oracle_savings of its columns
+    assert list(table.index) == [("Cu", "match"), ("Cu", "energy")]
+    assert table.loc[("Cu", "energy"), "ratio"] == oracle_savings(
+        ga, slow, column="ga_potential_energy", random_column="random_energy")["ratio"] == 90 / 8
+    assert table.loc[("Cu", "match"), "ratio"] == 7.5
+
+
 def test_calls_to_ground_state_resumes_from_its_state_dir(tmp_path):
     import dataclasses
 
@@ -245,7 +262,7 @@ def test_calls_to_energy_counts_any_cell_as_low_as_the_reference():
 
 def test_settled_waits_after_the_match_for_a_cell_as_low_as_the_reference():
     from gapkit.search.active import Improvement, SearchState
-    from gapkit.search.compare import relaxed_outcomes, settled
+    from gapkit.search.compare import Settled, relaxed_outcomes
     from gapkit.search.oracle import emt_calculator, relax
     from gapkit.search.profiles import search_config
 
@@ -253,13 +270,13 @@ def test_settled_waits_after_the_match_for_a_cell_as_low_as_the_reference():
     config = search_config("quick", "Cu", 2, 0)
     bcc = Improvement(5, reference.energy_per_atom + 0.3, bulk("Cu", "bcc", a=2.87), "learning cycle 0")
     state = SearchState(improvements=[bcc])
-    test = settled(reference, emt_calculator, config)
+    test = Settled(reference, emt_calculator, config)
     assert not test(state)  # no match yet
     capped = relax(bulk("Cu", "fcc", a=3.3), emt_calculator, steps=1)  # a relaxation cut at its cap
     assert capped.energy_per_atom > reference.energy_per_atom + 0.005 and not capped.relaxed
     cut = SearchState(improvements=[bcc, Improvement(20, capped.energy_per_atom, capped.atoms, "final round 1 "
                                                      "relaxation", relaxed=capped.relaxed)])
-    assert settled(reference, emt_calculator, config)(cut)  # relaxed further, it reaches the reference
+    assert Settled(reference, emt_calculator, config)(cut)  # relaxed further, it reaches the reference
     assert relaxed_outcomes(cut.improvements, reference, emt_calculator)["ga_potential_relaxed"] > 20
     # a match at a minimum above the reference (made up: a converged cell 5 meV/atom too high) does not settle
     state.improvements.append(Improvement(20, capped.energy_per_atom, capped.atoms, "final round 1", relaxed=True))
@@ -269,14 +286,14 @@ def test_settled_waits_after_the_match_for_a_cell_as_low_as_the_reference():
     assert test(state)
     squeezed = relax(bulk("Cu", "fcc", a=3.3), emt_calculator, steps=0)  # a single point that matches
     single = SearchState(improvements=[bcc, Improvement(12, squeezed.energy_per_atom, squeezed.atoms, "cycle 1")])
-    assert settled(reference, emt_calculator, config)(single)  # its relaxation reaches the reference
-    assert not settled(reference, emt_calculator, config, relax_match=False)(single)
-    assert settled(reference.atoms, emt_calculator, config)(single)  # no reference energy: the match settles it
+    assert Settled(reference, emt_calculator, config)(single)  # its relaxation reaches the reference
+    assert not Settled(reference, emt_calculator, config, relax_match=False)(single)
+    assert Settled(reference.atoms, emt_calculator, config)(single)  # no reference energy: the match settles it
 
 
 def test_the_relaxed_match_settled_computed_is_not_relaxed_again_for_the_row():
     from gapkit.search.active import Improvement, SearchState
-    from gapkit.search.compare import relaxed_outcomes, settled
+    from gapkit.search.compare import Settled, relaxed_outcomes
     from gapkit.search.oracle import emt_calculator, relax
     from gapkit.search.profiles import search_config
 
@@ -289,7 +306,7 @@ def test_the_relaxed_match_settled_computed_is_not_relaxed_again_for_the_row():
     reference = relax(bulk("Cu", "fcc", a=3.6), emt_calculator, steps=100)
     squeezed = relax(bulk("Cu", "fcc", a=3.3), emt_calculator, steps=0)
     single = SearchState(improvements=[Improvement(12, squeezed.energy_per_atom, squeezed.atoms, "cycle 1")])
-    test = settled(reference, emt_calculator, search_config("quick", "Cu", 2, 0))
+    test = Settled(reference, emt_calculator, search_config("quick", "Cu", 2, 0))
     assert test(single) and len(test.relaxed) == 1
     fresh = relaxed_outcomes(single.improvements, reference, emt_calculator)
     assert relaxed_outcomes(single.improvements, reference, counted_emt, relaxed=test.relaxed) == fresh

@@ -307,13 +307,14 @@ def _labelled(e_atom: float, e_pred: float, a: float = 3.6) -> OracleResult:
 def test_known_error_cap_keeps_labels_a_badly_fitted_potential_only_seems_to_know():
     state = SearchState(min_loss=1.0)  # a potential fitted on a dozen structures: training RMSE of 1 eV/atom
     off_by_tenths = _labelled(-3.0, -3.3)
-    assert not accept_for_training(state, off_by_tenths)  # the paper's rule: within min_loss, so "known"
+    assert not accept_for_training(state, off_by_tenths, SearchConfig())  # the paper's rule: within min_loss
     assert state.dropped["known"] == 1
-    assert accept_for_training(state, off_by_tenths, known_error_cap=0.08)
-    assert not accept_for_training(state, _labelled(-3.0, -3.05), known_error_cap=0.08)  # within the cap
+    capped = SearchConfig(known_error_cap=0.08)
+    assert accept_for_training(state, off_by_tenths, capped)
+    assert not accept_for_training(state, _labelled(-3.0, -3.05), capped)  # within the cap
     # a cap above min_loss changes nothing: the tolerance is the smaller of the two
     accurate = SearchState(min_loss=0.01)
-    assert accept_for_training(accurate, _labelled(-3.0, -3.05), known_error_cap=0.08)
+    assert accept_for_training(accurate, _labelled(-3.0, -3.05), capped)
 
 
 def test_a_setting_added_later_leaves_the_state_file_of_older_runs_alone(tmp_path):
