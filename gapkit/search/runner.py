@@ -147,14 +147,15 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
         batch = batch[:max(0, config.relax_per_round - n_random)]
     starts, potentials = starts[:len(batch)], [potential] * len(batch)
     # random starts come last: a budget cut drops them first, and the GA's picks keep their place in the call count
-    randoms = random_starts(state, config, n_random)
+    n_picks, randoms = len(batch), random_starts(state, config, n_random)
     batch, starts, potentials = batch + randoms, starts + [None] * len(randoms), potentials + [None] * len(randoms)
     steps = _relax_steps_within_budget(len(batch), state, config)
     batch = batch[:len(steps)]
     results = list(executor.map(_relax_job, [a for _, a in batch], repeat(oracle), repeat(config),
                                 [s for s, _ in batch], potentials[:len(batch)], steps, starts[:len(batch)]))
-    for result in results:
-        record_oracle(state, result, f"final round {state.final_round + 1} relaxation")
+    for k, result in enumerate(results):
+        start = "relaxation" if k < n_picks else "random start relaxation"
+        record_oracle(state, result, f"final round {state.final_round + 1} {start}")
     state.final_results = sorted(state.final_results + results, key=lambda r: r.energy_per_atom)
     state.final_round += 1
     improved = state.best is not None and state.best.energy_per_atom < best_before - 1e-9

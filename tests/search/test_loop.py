@@ -345,6 +345,12 @@ def test_a_round_after_a_stale_one_relaxes_random_starts_in_place_of_its_last_pi
     assert len(stale.final_results) == 2  # still relax_per_round relaxations: one GA pick, one random start
     expected = relax(start, emt_calculator, fmax=with_rule.fmax, steps=with_rule.final_relax_steps)
     assert any(math.isclose(r.energy_ev, expected.energy_ev) for r in stale.final_results)
+    # with one relaxation per round the random start is all there is; a new best says where it came from
+    alone = pickle.loads(pickle.dumps(learned))
+    alone.stale_rounds, alone.improvements[-1].energy_per_atom = 1, 10.0
+    run_final(alone, dataclasses.replace(with_rule, relax_per_round=1), emt_calculator, SerialExecutor())
+    assert len(alone.final_results) == 1 and math.isclose(alone.final_results[0].energy_ev, expected.energy_ev)
+    assert alone.best.phase == "final round 1 random start relaxation"
     # its minimum joins its crystal system's population as a parent (appended after the round's GA)
     assert np.allclose(stale.populations[system][-1].cell[:], expected.atoms.cell[:])
     with pytest.raises(ValueError, match="stale_random_relaxations"):
