@@ -216,6 +216,26 @@ def seeds_side_by_side(runs: dict[str, pd.DataFrame], column: str = "ga_potentia
     return pd.DataFrame({label: calls.set_index("seed")[column] for label, calls in runs.items()}).sort_index()
 
 
+# the three calls columns of a GA row (calls_to_ground_state) under the names the chapter prints
+OUTCOME_COLUMNS = {"ga_potential": "match", "ga_potential_relaxed": "relaxed", "ga_potential_energy": "energy"}
+
+
+def variant_side_by_side(base: pd.DataFrame, variant: pd.DataFrame, names: tuple[str, str],
+                         phase: bool = False) -> pd.DataFrame:
+    """Two GA runs seed by seed (columns): each one's calls by :data:`OUTCOME_COLUMNS` (rows under its name), then
+    the variant's calls spent, (``phase``) the part of the search whose call first matched, and how far above the
+    reference (meV/atom) its best cell ended."""
+    base_name, variant_name = names
+    side = pd.concat({name: run.set_index("seed")[list(OUTCOME_COLUMNS)].rename(columns=OUTCOME_COLUMNS)
+                      for name, run in ((base_name, base), (variant_name, variant))}, axis=1)
+    detail = variant.set_index("seed")
+    side[(variant_name, "calls spent")] = detail["budget"]
+    if phase:
+        side[(variant_name, "first match in")] = detail["ga_potential_phase"].fillna("").replace("", "-")
+    side[(variant_name, "best (meV/atom above)")] = detail["ga_potential_best_meV_above_reference"]
+    return side.T
+
+
 def calls_to_half_success(calls: list[float]) -> float:
     """Oracle calls by which at least half of the seeds had found the ground state (inf = never)."""
     if not len(calls):

@@ -197,6 +197,24 @@ def test_where_found_names_the_phase_of_the_first_match_and_the_best_energy_abov
     assert bare["phase"] == "final round 1 screening" and math.isnan(bare["best_meV_above_reference"])
 
 
+def test_variant_side_by_side_puts_two_runs_outcomes_under_their_names():
+    import pandas as pd
+
+    from gapkit.search.compare import variant_side_by_side
+
+    inf = float("inf")
+    base = pd.DataFrame({"seed": [0, 1], "budget": [99, 40], "ga_potential": [inf, 30.0],
+                         "ga_potential_relaxed": [inf, 32.0], "ga_potential_energy": [70.0, 32.0]})
+    variant = base.assign(ga_potential=[50.0, 30.0], budget=[55, 40], ga_potential_phase=["final round 2 relaxation", None],
+                          ga_potential_best_meV_above_reference=[-0.4, 2.0])
+    table = variant_side_by_side(base, variant, ("before", "after"), phase=True)
+    assert list(table.columns) == [0, 1]
+    assert table.loc[("before", "match"), 0] == inf and table.loc[("after", "match"), 0] == 50
+    assert table.loc[("after", "calls spent"), 0] == 55 and table.loc[("after", "first match in"), 1] == "-"
+    assert table.loc[("after", "best (meV/atom above)"), 0] == -0.4
+    assert ("after", "first match in") not in variant_side_by_side(base, variant, ("before", "after")).index
+
+
 def test_seeds_side_by_side_lines_up_runs_by_seed():
     import pandas as pd
 
