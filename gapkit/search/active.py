@@ -70,7 +70,7 @@ class SearchConfig:
     # not in the paper: in a final round that follows one without a lower oracle energy, this many of the round's
     # relaxations start from fresh random symmetric structures (PyXtal, as random search does) instead of GA picks.
     # A potential fitted only around one wrong basin ranks every GA pick into it (8-atom Si, seed 3: its potential
-    # puts diamond 0.4 eV/atom above that basin); the oracle relaxations of random starts label other regions and
+    # puts diamond 0.47 eV/atom above that basin); the oracle relaxations of random starts label other regions and
     # their minima join the GA's populations as parents.
     stale_random_relaxations: int = 0
 
@@ -301,7 +301,8 @@ def learn_from_relaxations(state: SearchState, results: list[OracleResult], conf
     for result in results:
         for frame in result.frames:
             e_atom = frame.energy_ev / len(frame.atoms)
-            if _too_high(state, e_atom, config.train_energy_window) or _already_trained(state, frame.atoms, e_atom, pool_e):
+            if (_too_high(state, e_atom, config.train_energy_window)
+                    or _already_trained(state, frame.atoms, e_atom, pool_e)):
                 continue
             pool_e.append(e_atom)
             add_training_example(state, frame.atoms, frame.energy_ev, frame.forces, frame.stress)
