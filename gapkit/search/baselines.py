@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from gapkit.search.active import Improvement
 from gapkit.search.oracle import CalculatorFactory, OracleCounter, OracleResult, relax
-from gapkit.search.population import CRYSTAL_SYSTEMS, random_structure, same_structure, stoichiometry
+from gapkit.search.population import CRYSTAL_SYSTEMS, random_crystal, same_structure, stoichiometry
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,7 @@ def random_search(formula: str, n_atoms: int, oracle: CalculatorFactory, budget:
     trace = SearchTrace()
     with tqdm(total=budget, desc="random search", leave=False, disable=not progress) as bar:
         while trace.counter.total < budget:
-            system = crystal_systems[int(rng.integers(len(crystal_systems)))]
-            atoms = random_structure(counts, system, rng)
+            _, atoms = random_crystal(counts, crystal_systems, rng)
             steps = min(relax_steps, budget - trace.counter.total - 1)
             result: OracleResult = relax(atoms, oracle, fmax=fmax, steps=max(steps, 0))
             trace.counter.add(result)

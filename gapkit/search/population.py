@@ -104,6 +104,14 @@ def random_structure(counts: dict[str, int], crystal_system: str, rng: np.random
         f"atom count (Wyckoff multiplicities limit which symmetric cells exist) or more tries.")
 
 
+def random_crystal(counts: dict[str, int], crystal_systems: list[str] | tuple[str, ...], rng: np.random.Generator,
+                   **kwargs) -> tuple[str, Atoms]:
+    """A crystal system drawn at random from ``crystal_systems`` and a :func:`random_structure` of it (``kwargs``
+    passed on), as (system, atoms); raises :class:`StructureGenerationError` naming the system if PyXtal finds none."""
+    system = crystal_systems[int(rng.integers(len(crystal_systems)))]
+    return system, random_structure(counts, system, rng, **kwargs)
+
+
 def initial_population(counts: dict[str, int], crystal_system: str, size: int,
                        rng: np.random.Generator, **kwargs) -> list[Atoms]:
     """``size`` random symmetric structures of one crystal system."""

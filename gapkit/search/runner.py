@@ -25,7 +25,7 @@ from gapkit.io import atomic_pickle
 from gapkit.search.active import (SearchConfig, SearchState, ga_task, init_state, known_structures,
                                   learn_from_relaxations, learn_from_single_point, make_scorer, record_oracle,
                                   retrain)
-from gapkit.search.population import StructureGenerationError, is_duplicate, random_structure, too_close
+from gapkit.search.population import StructureGenerationError, is_duplicate, random_crystal, too_close
 from gapkit.search.oracle import CalculatorFactory, OracleResult, chgnet_calculator, relax, single_point
 
 log = logging.getLogger(__name__)
@@ -184,12 +184,10 @@ def random_starts(state: SearchState, config: SearchConfig, n: int) -> list[tupl
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 30_000 + state.final_round]))
     counts, systems, starts = config.counts(), list(config.crystal_systems), []
     for _ in range(n):
-        system = systems[int(rng.integers(len(systems)))]
         try:
-            starts.append((system, random_structure(counts, system, rng,
-                                                    min_distance_factor=config.ga.min_distance_factor)))
+            starts.append(random_crystal(counts, systems, rng, min_distance_factor=config.ga.min_distance_factor))
         except StructureGenerationError as err:  # a system PyXtal cannot fill at this size: one relaxation fewer
-            log.warning("no random start in %s: %s", system, err)
+            log.warning("no random start: %s", err)
     return starts
 
 

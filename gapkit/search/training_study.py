@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from gapkit.search.descriptors import DescriptorParams
 from gapkit.search.oracle import CalculatorFactory, single_point
-from gapkit.search.population import CRYSTAL_SYSTEMS, StructureGenerationError, random_structure
+from gapkit.search.population import CRYSTAL_SYSTEMS, StructureGenerationError, random_crystal
 from gapkit.search.potential import TrainSettings, fit_potential
 
 # The paper's Table 1: (atoms per cell, Ti atoms, O atoms, structures in its set).
@@ -64,7 +64,7 @@ def labelled_random_set(compositions: list[dict[str, int]], per_composition: int
     jobs = [counts for counts in compositions for _ in range(per_composition)]
     for counts in tqdm(jobs, desc="random Ti–O cells", disable=not progress):
         try:
-            atoms = random_structure(counts, systems[int(rng.integers(len(systems)))], rng)
+            _, atoms = random_crystal(counts, systems, rng)
         except StructureGenerationError:
             failed += 1
             continue

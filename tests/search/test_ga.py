@@ -11,7 +11,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from gapkit.featurize.composition import FormulaError
 from gapkit.search.ga import (GASettings, PopulationCollapsedError, cut_and_splice, make_child, mutate_displace, mutate_strain,
                               mutate_swap, run_ga, select_parents)
-from gapkit.search.population import (CRYSTAL_SYSTEMS, StructureGenerationError, is_duplicate,
+from gapkit.search.population import (CRYSTAL_SYSTEMS, StructureGenerationError, is_duplicate, random_crystal,
                                       random_structure, same_structure, stoichiometry, too_close)
 
 TIO2 = {"Ti": 2, "O": 4}
@@ -33,6 +33,21 @@ def test_stoichiometry_and_bad_inputs():
         random_structure({"Si": 2}, "rhombic", np.random.default_rng(0))
     with pytest.raises(StructureGenerationError):  # 1 atom cannot be triclinic-with-inversion-only... nor anything in 3 tries
         random_structure({"Si": 1}, "cubic", np.random.default_rng(0), max_tries=0)
+
+
+def test_random_crystal_draws_the_system_then_the_structure_from_one_generator():
+    systems = ("cubic", "tetragonal", "hexagonal")
+    drawn = [random_crystal(TIO2, systems, np.random.default_rng(k)) for k in range(6)]
+    assert {system for system, _ in drawn} <= set(systems) and len({system for system, _ in drawn}) > 1
+    for system, atoms in drawn:
+        assert atoms.info["crystal_system"] == system and Counter(atoms.get_chemical_symbols()) == Counter(TIO2)
+    # the same draws as picking the system, then building it: runs recorded before the helper repeat exactly
+    rng = np.random.default_rng(3)
+    by_hand = random_structure(TIO2, systems[int(rng.integers(len(systems)))], rng)
+    system, atoms = random_crystal(TIO2, systems, np.random.default_rng(3))
+    assert system == by_hand.info["crystal_system"] and np.allclose(atoms.positions, by_hand.positions)
+    with pytest.raises(StructureGenerationError, match="cubic"):
+        random_crystal({"Si": 1}, ("cubic",), np.random.default_rng(0), max_tries=0)
 
 
 @pytest.mark.parametrize("system", list(CRYSTAL_SYSTEMS))
