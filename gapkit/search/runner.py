@@ -16,7 +16,7 @@ import pickle
 from concurrent.futures import Executor, ThreadPoolExecutor
 from itertools import repeat
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 from ase import Atoms
@@ -27,6 +27,7 @@ from gapkit.search.active import (SearchConfig, SearchState, ga_task, init_state
                                   retrain)
 from gapkit.search.population import StructureGenerationError, is_duplicate, random_crystal, too_close
 from gapkit.search.oracle import CalculatorFactory, OracleResult, chgnet_calculator, relax, single_point
+from gapkit.search.potential import NNPotential
 
 log = logging.getLogger(__name__)
 
@@ -143,36 +144,34 @@ def run_final(state: SearchState, config: SearchConfig, oracle: CalculatorFactor
         # pre-relaxed already, and each relaxation starts from its screening single point (no second call)
         (batch, starts, screening), potential = _screened(state, config, oracle, executor, batch), None
     n_random = config.stale_random_relaxations if state.stale_rounds > 0 else 0
+    relaxations = [Relaxation(system, atoms, potential, start) for (system, atoms), start in zip(batch, starts)]
     if config.relax_per_round is not None:
-        batch = batch[:max(0, config.relax_per_round - n_random)]
-    starts, potentials = starts[:len(batch)], [potential] * len(batch)
+        relaxations = relaxations[:max(0, config.relax_per_round - n_random)]
+    n_picks = len(relaxations)
     # random starts come last: a budget cut drops them first, and the GA's picks keep their place in the call count
-    n_picks, randoms = len(batch), random_starts(state, config, n_random)
-    batch, starts, potentials = batch + randoms, starts + [None] * len(randoms), potentials + [None] * len(randoms)
-    steps = _relax_steps_within_budget(len(batch), state, config)
-    batch = batch[:len(steps)]
-    results = list(executor.map(_relax_job, [a for _, a in batch], repeat(oracle), repeat(config),
-                                [s for s, _ in batch], potentials[:len(batch)], steps, starts[:len(batch)]))
+    relaxations += [Relaxation(system, atoms) for system, atoms in random_starts(state, config, n_random)]
+    steps = _relax_steps_within_budget(len(relaxations), state, config)
+    relaxations = relaxations[:len(steps)]
+    results = list(executor.map(_relax_job, relaxations, repeat(oracle), repeat(config), steps))
     for k, result in enumerate(results):
-        start = "relaxation" if k < n_picks else "random start relaxation"
-        record_oracle(state, result, f"final round {state.final_round + 1} {start}")
+        kind = "relaxation" if k < n_picks else "random start relaxation"
+        record_oracle(state, result, f"final round {state.final_round + 1} {kind}")
     state.final_results = sorted(state.final_results + results, key=lambda r: r.energy_per_atom)
     state.final_round += 1
     improved = state.best is not None and state.best.energy_per_atom < best_before - 1e-9
     state.stale_rounds = 0 if improved else state.stale_rounds + 1
     spent = config.total_budget is not None and config.total_budget - state.counter.total < 2
     state.finished = (state.final_round >= config.final_rounds or state.stale_rounds >= config.round_patience
-                      or spent or not batch)
+                      or spent or not relaxations)
     if not state.finished and config.relaxation_frames_every > 0:
         added = learn_from_relaxations(state, results, config)
         # the screening's single points are labelled structures too
-        added += sum(learn_from_single_point(state, r, config)
-                     for r in screening)
-        for (system, _), result in zip(batch, results):  # relaxed minima become parents of the next round
+        added += sum(learn_from_single_point(state, r, config) for r in screening)
+        for job, result in zip(relaxations, results):  # relaxed minima become parents of the next round
             if not result.failed:
                 relaxed = result.atoms.copy()
                 relaxed.info["evaluated"] = True
-                state.populations[system].append(relaxed)
+                state.populations[job.system].append(relaxed)
         retrain(state, config)
         log.info("final round %d: %d relaxations, %d frames added, train %d, calls %d", state.final_round,
                  len(results), added, len(state.train_atoms), state.counter.total)
@@ -261,14 +260,24 @@ def _distinct(batch: list[tuple[str, Atoms]]) -> list[tuple[str, Atoms]]:
     return kept
 
 
-def _relax_job(atoms, oracle: CalculatorFactory, config: SearchConfig, system: str,
-               potential=None, steps: int | None = None, start: OracleResult | None = None) -> OracleResult:
-    """Pre-relax with the potential (free), then relax with the oracle (counted; ``steps``, default
-    ``config.final_relax_steps``; ``start``: the oracle's single point of ``atoms``, reused), tagged by system."""
-    atoms = _pre_relaxed(atoms, potential, config)
+class Relaxation(NamedTuple):
+    """One oracle relaxation of a final round: the crystal system it is tagged with, the structure, the potential
+    that pre-relaxes it (None: none) and the oracle's single point of it to start from (None: a new call)."""
+
+    system: str
+    atoms: Atoms
+    potential: NNPotential | None = None
+    start: OracleResult | None = None
+
+
+def _relax_job(job: Relaxation, oracle: CalculatorFactory, config: SearchConfig,
+               steps: int | None = None) -> OracleResult:
+    """Pre-relax with the job's potential (free), then relax with the oracle (counted; ``steps``, default
+    ``config.final_relax_steps``), tagged by the job's crystal system."""
+    atoms = _pre_relaxed(job.atoms, job.potential, config)
     return relax(atoms, oracle, fmax=config.fmax, steps=config.final_relax_steps if steps is None else steps,
-                 tag={"system": system},
-                 keep_every=config.relaxation_frames_every if config.final_rounds > 1 else 0, start=start)
+                 tag={"system": job.system},
+                 keep_every=config.relaxation_frames_every if config.final_rounds > 1 else 0, start=job.start)
 
 
 def run_search(config: SearchConfig, oracle: CalculatorFactory = chgnet_calculator,
