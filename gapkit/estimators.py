@@ -41,7 +41,7 @@ TARGET = "gap_ev"
 PREDICT_BATCH_SIZE = 64
 
 CRABNET_PARAMS = dict(embedding="crabnet_mat2vec", d_model=512, n_layers=3, n_heads=4, d_ff=2048,
-                      dropout=0.1, head_dims=(1024, 512, 256, 128), max_elements=7)
+                      dropout=0.1, head_dims=(1024, 512, 256, 128), max_elements=None)
 CGCNN_PARAMS = dict(node_features="atom_init", node_dim=64, n_conv=3, hidden_dim=128, n_hidden=1,
                     use_distance=True, cutoff=8.0, max_neighbors=12, gaussian_step=0.2)
 TRAIN_PARAMS = dict(max_epochs=300, batch_size=256, patience=20, lr_min=1e-4, lr_max=1e-2, cycle_epochs=2,

@@ -89,16 +89,29 @@ def decode_formula(z: np.ndarray, fractions: np.ndarray) -> Composition:
 
 
 def encode_formulas(
-    formulas: Iterable[str], max_elements: int = MAX_ELEMENTS, progress: bool = True
+    formulas: Iterable[str], max_elements: int | None = None, progress: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Encode many formulas (e.g. a DataFrame column) as (Z int64[n, k], fractions float32[n, k])."""
+    """Encode many formulas as (Z int64[n, k], fractions float32[n, k]); k = the most elements of any
+    formula unless ``max_elements`` fixes it (attention masks the padding, so the width changes nothing)."""
     formulas = list(formulas)
-    z = np.zeros((len(formulas), max_elements), dtype=np.int64)
-    frac = np.zeros((len(formulas), max_elements), dtype=np.float32)
+    comps = []
     for i, formula in enumerate(tqdm(formulas, desc="encoding formulas", disable=not progress,
                                      mininterval=1.0)):
         try:
-            z[i], frac[i] = encode_formula(formula, max_elements)
+            comps.append(parse_formula(formula))
         except FormulaError as exc:
             raise FormulaError(f"Row {i}: {exc}") from exc
+    width = max((len(c) for c in comps), default=1) if max_elements is None else max_elements
+    if width < 1:
+        raise ValueError(f"max_elements must be >= 1, got {width}.")
+    z = np.zeros((len(formulas), width), dtype=np.int64)
+    frac = np.zeros((len(formulas), width), dtype=np.float32)
+    for i, comp in enumerate(comps):
+        if len(comp) > width:
+            raise FormulaError(f"Row {i}: formula {formulas[i]!r} has {len(comp)} elements, more than "
+                               f"max_elements={width}; leave max_elements=None to size it from the data.")
+        total = comp.num_atoms
+        for j, (element, amount) in enumerate(comp.items()):
+            z[i, j] = element.Z
+            frac[i, j] = amount / total
     return z, frac

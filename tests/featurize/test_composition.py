@@ -69,9 +69,17 @@ def test_parse_formula_still_returns_composition():
 def test_encode_formulas_dataframe_column():
     df = pd.DataFrame({"formula": ["SiO2", "NaCl", "Fe2O3"]})
     z, frac = encode_formulas(df["formula"], progress=False)
-    assert z.shape == frac.shape == (3, 7)
+    assert z.shape == frac.shape == (3, 2)  # as wide as the formula with most elements
     assert z[1, :2].tolist() == [11, 17]
     np.testing.assert_allclose(frac.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_encode_formulas_takes_any_number_of_elements():
+    # a real MP mineral with 8 elements: the width follows the data, no max_elements to raise
+    z, frac = encode_formulas(["Na1Al6Fe3Si6B3H3O30F1", "NaCl"], progress=False)
+    assert z.shape == (2, 8) and (z[1, 2:] == 0).all()
+    with pytest.raises(FormulaError, match="more than max_elements=7"):
+        encode_formulas(["Na1Al6Fe3Si6B3H3O30F1"], max_elements=7, progress=False)
 
 
 def test_encode_formulas_reports_the_bad_row():
