@@ -1,6 +1,7 @@
 # gapkit: two commands do everything on a fresh machine with Python 3.11.
 #   make book   -> venv, install, execute every chapter with papermill (PROFILE=quick|full), render _build/html
-#   make test   -> venv, install, pytest, papermill run of every chapter, nbval regression check
+#   make test   -> venv, install, pytest, then nbval executes every chapter once (quick profile) and
+#                  compares the cells tagged nbval-check-output with the committed outputs
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -13,7 +14,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export GAPKIT_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 export PYTHONHASHSEED := 0
 
-.PHONY: install book execute html test unit notebooks nbval benchmark clean
+.PHONY: install book execute html reproduction test unit notebooks nbval benchmark clean
 
 install: $(VENV)/.installed
 
@@ -38,13 +39,23 @@ execute: install
 html: install
 	$(BIN)/jupyter-book build . --builder html
 	@test -f _build/html/index.html && echo "Book: _build/html/index.html"
+	# the book must work offline: no page may load a script or stylesheet from outside _build/html
+	$(BIN)/python .ci/check_offline.py _build/html
 
-test: install unit notebooks nbval
+# Re-executes the reproduction page alone (seconds): run it after committing a new record in results/.
+reproduction: install
+	$(BIN)/papermill book/reproduction.ipynb book/reproduction.ipynb --cwd book --log-level WARNING
+
+# Each chapter is executed once, by nbval: its committed `parameters` cell (profile quick) is the
+# parameterised run, and its checked cells must reproduce the committed outputs.
+# (tests/test_book.py checks that every chapter takes papermill's parameters.)
+test: install unit nbval
+	@git status --porcelain --untracked-files=normal | grep '^??' && { echo "the tests left untracked files"; exit 1; } || true
 
 unit: install
 	$(BIN)/python -m pytest tests -q
 
-# Executes each chapter with papermill (quick profile) into _build/: proves the parameterised run works.
+# Optional, not part of `make test`: executes each chapter with papermill (quick profile) into _build/.
 notebooks: install
 	@mkdir -p _build/papermill
 	for nb in $(NOTEBOOKS); do \
@@ -53,11 +64,10 @@ notebooks: install
 	    --log-level WARNING || exit 1; \
 	done
 
-# Re-executes the committed notebooks and compares the cells tagged nbval-check-output.
+# Executes the committed notebooks and compares the cells tagged nbval-check-output; prints the slowest.
 nbval: install
 	cd book && ../$(BIN)/python -m pytest --nbval-lax --nbval-sanitize-with ../.ci/nbval_sanitize.cfg \
-	  -p no:cacheprovider -q $(notdir $(NOTEBOOKS))
-	@git status --porcelain --untracked-files=normal | grep '^??' && { echo "notebooks left untracked files"; exit 1; } || true
+	  -p no:cacheprovider -q --durations=5 $(notdir $(NOTEBOOKS))
 
 benchmark: install
 	$(BIN)/python benchmarks/run_all.py
