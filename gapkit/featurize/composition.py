@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from pymatgen.core import Composition, Element
@@ -35,6 +35,9 @@ class FormulaError(ValueError):
 
 def parse_formula(formula: str) -> Composition:
     """Parse a formula into a pymatgen Composition, raising FormulaError with the reason."""
+    if formula is None or (isinstance(formula, float) and formula != formula):
+        # pandas reads an empty CSV cell as NaN: say "empty", not "got float"
+        raise FormulaError("Empty formula (a missing value): give every row a formula or drop the row.")
     if not isinstance(formula, str):
         raise FormulaError(f"Formula must be a string, got {type(formula).__name__}: {formula!r}.")
     text = formula.strip()
@@ -101,14 +104,21 @@ def encode_formulas(
             comps.append(parse_formula(formula))
         except FormulaError as exc:
             raise FormulaError(f"Row {i}: {exc}") from exc
+    return encode_compositions(comps, max_elements)
+
+
+def encode_compositions(
+    comps: Sequence[Composition], max_elements: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encode parsed compositions as (Z int64[n, k], fractions float32[n, k]); k as in ``encode_formulas``."""
     width = max((len(c) for c in comps), default=1) if max_elements is None else max_elements
     if width < 1:
         raise ValueError(f"max_elements must be >= 1, got {width}.")
-    z = np.zeros((len(formulas), width), dtype=np.int64)
-    frac = np.zeros((len(formulas), width), dtype=np.float32)
+    z = np.zeros((len(comps), width), dtype=np.int64)
+    frac = np.zeros((len(comps), width), dtype=np.float32)
     for i, comp in enumerate(comps):
         if len(comp) > width:
-            raise FormulaError(f"Row {i}: formula {formulas[i]!r} has {len(comp)} elements, more than "
+            raise FormulaError(f"Row {i}: formula {comp.formula!r} has {len(comp)} elements, more than "
                                f"max_elements={width}; leave max_elements=None to size it from the data.")
         total = comp.num_atoms
         for j, (element, amount) in enumerate(comp.items()):

@@ -47,7 +47,9 @@ def test_max_elements_is_configurable():
         ("Si(O2", "Cannot parse"),  # unparsable
         ("Si0O2", "zero amount of Si"),  # zero amount (pymatgen would drop it silently)
         ("SiO-2", "non-positive|Cannot parse"),  # negative amount
-        (None, "must be a string"),
+        (None, r"Empty formula \(a missing value\)"),
+        (float("nan"), r"Empty formula \(a missing value\)"),  # pandas reads an empty CSV cell as NaN
+        (12, "must be a string"),
     ],
 )
 def test_bad_formulas_raise_formula_error(bad, match):
