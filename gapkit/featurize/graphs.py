@@ -8,9 +8,16 @@ Neighbours come from pymatgen's compiled ``Structure.get_neighbor_list`` (one ca
 per-site Python loop); the 12 nearest per atom are then picked with one vectorised lexsort.
 
 Disorder policy: a site with partial or mixed occupancy has no single atom to put on a node, so by
-default ``build_graph`` raises :class:`DisorderedStructureError`. Pass ``disorder="majority"`` to replace
-each disordered site by its majority species (a documented approximation, logged as a warning), or order
-the structure yourself first (e.g. pymatgen's ``OrderDisorderedStructureTransformation``).
+default ``build_graph`` raises :class:`DisorderedStructureError`. Pass ``disorder="majority"`` (here, to
+the estimators, to their ``predict`` or as ``gapkit predict --disorder majority``) to replace each
+disordered site by its majority species (a documented approximation, logged as a warning), or order the
+structure yourself first (e.g. pymatgen's ``OrderDisorderedStructureTransformation``).
+
+Graph cache: built graphs are kept on disk, by default under ``gapkit.data.cache_dir() / "graphs"``
+(``$GAPKIT_CACHE_DIR/graphs`` when that variable is set), about 20 kB per structure. The first use of
+that default location is announced once per process with a :class:`GraphCacheNotice` warning;
+``cache=GraphCache(path)`` (estimators: ``graph_cache=path``) moves it and ``cache=False``
+(``graph_cache=False``) switches it off.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +62,10 @@ class DisorderedStructureError(GraphError):
     """The structure has a site with partial or mixed occupancy."""
 
 
+class GraphCacheNotice(UserWarning):
+    """Where crystal graphs are being cached on disk (shown once per process)."""
+
+
 @dataclass(frozen=True)
 class CrystalGraph:
     """One crystal graph: node atomic numbers and directed edges neighbour (src) -> centre (dst)."""
@@ -81,8 +93,9 @@ def _ordered(structure, disorder: DisorderPolicy):
         bad = next(i for i, site in enumerate(structure) if not site.is_ordered)
         raise DisorderedStructureError(
             f"Site {bad} ({structure[bad].species}) has partial or mixed occupancy, so it is not one atom. "
-            "Order the structure first (e.g. pymatgen OrderDisorderedStructureTransformation) or pass "
-            "disorder='majority' to put the majority species on each disordered site."
+            "Order the structure first (e.g. pymatgen OrderDisorderedStructureTransformation) or put the "
+            "majority species on each disordered site: disorder='majority' (estimators: "
+            "CGCNN(disorder='majority') or predict(..., disorder='majority'); CLI: gapkit predict --disorder majority)."
         )
     if disorder != "majority":
         raise ValueError(f"disorder must be 'raise' or 'majority', got {disorder!r}.")
@@ -202,23 +215,57 @@ def build_graphs(structures: Iterable, cutoff: float = DEFAULT_CUTOFF,
                  max_neighbors: int = DEFAULT_MAX_NEIGHBORS, cache: GraphCache | bool | None = True,
                  disorder: DisorderPolicy = "raise", progress: bool = True) -> list[CrystalGraph]:
     """Graphs of many structures, read from the disk cache when built before (``cache=False`` skips it)."""
-    store = GraphCache() if cache is True else (cache or None)
+    return _build_all(structures, cutoff, max_neighbors, cache, disorder, progress, stop_on_error=True)
+
+
+def build_graphs_or_errors(structures: Iterable, cutoff: float = DEFAULT_CUTOFF,
+                           max_neighbors: int = DEFAULT_MAX_NEIGHBORS, cache: GraphCache | bool | None = True,
+                           disorder: DisorderPolicy = "raise",
+                           progress: bool = True) -> list[CrystalGraph | GraphError]:
+    """Like ``build_graphs``, but a structure that cannot become a graph leaves its GraphError in its slot."""
+    return _build_all(structures, cutoff, max_neighbors, cache, disorder, progress, stop_on_error=False)
+
+
+_announced: set[Path] = set()
+
+
+def _announce(store: GraphCache) -> None:
+    # a default cache grows silently otherwise (~85 MB per 4,500 structures): say where, once per process
+    if store.directory not in _announced:
+        _announced.add(store.directory)
+        warnings.warn(f"Caching crystal graphs in {store.directory} (about 20 kB per structure). Move it with "
+                      "graph_cache=PATH (or $GAPKIT_CACHE_DIR), switch it off with graph_cache=False.",
+                      GraphCacheNotice, stacklevel=4)
+
+
+def _build_all(structures: Iterable, cutoff: float, max_neighbors: int, cache: GraphCache | bool | None,
+               disorder: DisorderPolicy, progress: bool, stop_on_error: bool) -> list:
+    if cache is True:
+        store: GraphCache | None = GraphCache()
+        _announce(store)
+    else:
+        store = cache or None
     structures = list(structures)
-    graphs: list[CrystalGraph] = []
+    graphs: list = []
     built = 0
     for i, s in enumerate(tqdm(structures, desc="crystal graphs", disable=not progress, leave=False)):
-        if s is None or len(s) == 0:
-            raise EmptyStructureError(f"Structure {i} has no atoms: a crystal graph needs at least one site.")
-        key = structure_key(s, cutoff, max_neighbors) if store is not None else ""
-        graph = store.get(key) if store is not None else None
-        if graph is None:
-            try:
+        try:
+            if s is None or len(s) == 0:
+                raise EmptyStructureError("The structure has no atoms: a crystal graph needs at least one site.")
+            # a graph cached under disorder="majority" must not answer a call that asked to refuse disorder
+            look_up = store is not None and (disorder != "raise" or s.is_ordered)
+            key = structure_key(s, cutoff, max_neighbors) if store is not None else ""
+            graph = store.get(key) if look_up else None
+            if graph is None:
                 graph = build_graph(s, cutoff, max_neighbors, disorder)
-            except GraphError as exc:
-                raise type(exc)(f"Structure {i}: {exc}") from exc
-            built += 1
-            if store is not None:
-                store.put(key, graph)
+                built += 1
+                if store is not None:
+                    store.put(key, graph)
+        except GraphError as exc:
+            error = type(exc)(f"Structure {i}: {exc}")
+            if stop_on_error:
+                raise error from exc
+            graph = error
         graphs.append(graph)
     logger.info("crystal graphs: %d built, %d from cache", built, len(graphs) - built)
     return graphs
