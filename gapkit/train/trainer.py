@@ -10,13 +10,14 @@ and a CSV log. Models stay plain ``nn.Module``s; each chapter wraps one in a sma
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
 from gapkit.runtime import keep_large_allocations, resolve_device
@@ -45,6 +46,35 @@ class TrainConfig:
     keep_allocations: bool = True
 
 
+class NonFiniteMetricError(RuntimeError):
+    """A training or validation metric became NaN or infinite: the run diverged."""
+
+
+class StopOnNonFinite(Callback):
+    """Raise NonFiniteMetricError when a logged loss or MAE is NaN/inf (early stopping would end the run silently)."""
+
+    def __init__(self, run_dir: Path | str) -> None:
+        self.run_dir = Path(run_dir)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Check every epoch metric once validation has been reduced."""
+        if not trainer.sanity_checking:
+            self._check(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Check the training metrics too (a run without validation data has only those)."""
+        self._check(trainer)
+
+    def _check(self, trainer: L.Trainer) -> None:
+        for name, value in trainer.callback_metrics.items():
+            if ("loss" in name or "mae" in name) and not math.isfinite(float(value)):
+                raise NonFiniteMetricError(
+                    f"{name} became {float(value)} at epoch {trainer.current_epoch}: training diverged. "
+                    "Lower the learning rate (lr_max), check the inputs for NaN or extreme values, or start from "
+                    f"an earlier checkpoint (run folder: {self.run_dir})."
+                )
+
+
 def _accelerator(device: str) -> str:
     return resolve_device(device).type  # 'cpu' or 'cuda'; raises if cuda is asked for and absent
 
@@ -58,9 +88,12 @@ def make_trainer(config: TrainConfig, log_version: int = 0) -> L.Trainer:
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=config.monitor,
                         mode=config.mode, save_last=True, save_top_k=1),
         *config.extra_callbacks,
+        StopOnNonFinite(run_dir),
     ]
     if config.patience is not None:
-        callbacks.append(EarlyStopping(monitor=config.monitor, mode=config.mode, patience=config.patience))
+        # check_finite=False: a NaN metric raises in StopOnNonFinite instead of a silent early stop
+        callbacks.append(EarlyStopping(monitor=config.monitor, mode=config.mode, patience=config.patience,
+                                       check_finite=False))
     if config.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, config.log_every_n_steps)))
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
