@@ -10,26 +10,43 @@ mixed precision on CUDA) and keeps the best-validation weights. ``fit(..., init_
 of the structure models use fused edge kernels (``fused_edges``: "auto", True or False; see
 ``gapkit.models.fused_edges``); CPU trainings keep freed large blocks for reuse (``keep_allocations``, see
 ``gapkit.runtime.keep_large_allocations``).
+
+What a user should never meet silently:
+
+* ``fit`` refuses training or validation gaps that are NaN, infinite, negative or above
+  ``MAX_PLAUSIBLE_GAP_EV`` (:class:`BadTargetError`, naming the rows); ``bad_targets="drop"`` drops them
+  with a :class:`BadTargetsWarning` instead. A loss that becomes NaN stops training with
+  ``gapkit.train.trainer.NonFiniteMetricError``, never a silent early stop.
+* ``predict`` clips gaps at 0 eV (a band gap cannot be negative; the network's raw output can be);
+  ``predict(X, errors="skip")`` gives NaN and an ``error`` message for rows it cannot featurise.
+* Checkpoints go to ``run_dir`` when given (kept), else to a temporary folder removed after ``fit``
+  (``history()`` still works: the log is read into memory first).
+* ``progress=True`` (default) shows bars for graph building, training epochs (with the validation MAE) and
+  large predictions; ``progress=False`` is quiet.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import pickle
 import shutil
 import tempfile
+import warnings
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from gapkit.featurize.graphs import GraphCache, build_graphs
+from gapkit.featurize.composition import FormulaError, encode_compositions, parse_formula
+from gapkit.featurize.graphs import GraphCache, GraphError, build_graphs_or_errors
 from gapkit.models.cgcnn import CGCNNModel, atom_init_table, use_fused_edges
-from gapkit.featurize.composition import encode_formulas
 from gapkit.models.crabnet import CrabNetModel, element_table
 from gapkit.models.fusion import CGCrabNetModel
 from gapkit.train.tasks import BandGapTask, MaterialsDataset
@@ -44,9 +61,15 @@ CRABNET_PARAMS = dict(embedding="crabnet_mat2vec", d_model=512, n_layers=3, n_he
                       dropout=0.1, head_dims=(1024, 512, 256, 128), max_elements=None)
 CGCNN_PARAMS = dict(node_features="atom_init", node_dim=64, n_conv=3, hidden_dim=128, n_hidden=1,
                     use_distance=True, cutoff=8.0, max_neighbors=12, gaussian_step=0.2)
+# bad_targets: "raise" | "drop" (see fit); disorder: "raise" | "majority" (see gapkit.featurize.graphs)
 TRAIN_PARAMS = dict(max_epochs=300, batch_size=256, patience=20, lr_min=1e-4, lr_max=1e-2, cycle_epochs=2,
-                    weight_decay=0.0, seed=0, device="auto", devices=1, mixed_precision=True, progress=False,
-                    run_dir=None, graph_cache=True, fused_edges="auto", keep_allocations=True)
+                    weight_decay=0.0, seed=0, device="auto", devices=1, mixed_precision=True, progress=True,
+                    run_dir=None, graph_cache=True, fused_edges="auto", keep_allocations=True,
+                    bad_targets="raise", disorder="raise")
+# the widest measured band gaps are ~14 eV (LiF); a training target above this is a unit or data error
+MAX_PLAUSIBLE_GAP_EV = 20.0
+# predictions of more rows than this show a progress bar (smaller ones finish in about a second)
+PREDICT_PROGRESS_MIN_ROWS = 2000
 # fused CGCNN edge kernels cost a one-time compile (~15-50 s on 2 cores) and save ~30-40 % of every CPU training
 # step: worth it from about this many training batches (measured: benchmarks/graphs_and_training.py)
 FUSED_MIN_BATCHES = 1000
@@ -54,6 +77,26 @@ FUSED_MIN_BATCHES = 1000
 
 class StructureRequiredError(ValueError):
     """A structure model was asked to predict from formulas alone."""
+
+
+class EmptyInputError(ValueError):
+    """No rows to train on or predict."""
+
+
+class BadTargetError(ValueError):
+    """Training gaps that are NaN, infinite, negative or implausibly large."""
+
+
+class BadTargetsWarning(UserWarning):
+    """Rows with unusable training gaps were dropped (``bad_targets="drop"``)."""
+
+
+class ElementOutsideTableError(ValueError):
+    """An element the model has no vector for (outside its element table)."""
+
+
+class ModelFileError(ValueError):
+    """A model file that is corrupt, truncated, or not written by gapkit's ``save``."""
 
 
 class BandGapEstimator:
@@ -69,10 +112,13 @@ class BandGapEstimator:
             raise TypeError(f"{type(self).__name__} got unknown parameters {sorted(unknown)}; "
                             f"known: {sorted(set(self.model_defaults) | set(TRAIN_PARAMS))}.")
         self.params: dict[str, Any] = {**TRAIN_PARAMS, **self.model_defaults, **params}
-        if self.params["fused_edges"] not in (True, False, "auto"):
-            raise ValueError(f"fused_edges must be True, False or 'auto', got {self.params['fused_edges']!r}.")
+        for name, allowed in (("fused_edges", (True, False, "auto")), ("bad_targets", ("raise", "drop")),
+                              ("disorder", ("raise", "majority"))):
+            if self.params[name] not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {self.params[name]!r}.")
         self.task_: BandGapTask | None = None
-        self.run_dir_: Path | None = None
+        self.run_dir_: Path | None = None  # None after a fit in a temporary folder (removed)
+        self.history_: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ model construction
     def _tables(self) -> dict[str, np.ndarray]:
@@ -107,12 +153,21 @@ class BandGapEstimator:
         if isinstance(X, (str, Structure)):
             X = [X]
         if isinstance(X, pd.DataFrame):
-            structures = list(X["structure"]) if "structure" in X.columns else None
+            if len(X) == 0:
+                raise EmptyInputError("No inputs: the DataFrame has no rows. Pass at least one formula or structure.")
+            # a missing cell (NaN, e.g. formula-only CSV rows beside structure files) is None from here on
+            structures = ([s if isinstance(s, Structure) else None for s in X["structure"]]
+                          if "structure" in X.columns else None)
             formulas = list(X["formula"]) if "formula" in X.columns else None
+            if formulas is not None and structures is not None:  # a row with only a structure: its formula
+                formulas = [s.composition.formula if s is not None and not (isinstance(f, str) and f.strip())
+                            else f for f, s in zip(formulas, structures)]
         else:
             items = list(X) if isinstance(X, Iterable) else None
             if items is None:
                 raise TypeError(f"Cannot predict from {type(X).__name__}: pass a DataFrame, formulas or Structures.")
+            if not items:
+                raise EmptyInputError("No inputs: the list is empty. Pass at least one formula or structure.")
             if all(isinstance(x, str) for x in items):
                 formulas, structures = items, None
             elif all(isinstance(x, Structure) for x in items):
@@ -128,42 +183,155 @@ class BandGapEstimator:
         if self.uses_composition and formulas is None:
             if structures is None:
                 raise ValueError("The DataFrame needs a 'formula' or a 'structure' column.")
-            formulas = [s.composition.formula for s in structures]
+            formulas = [s.composition.formula if s is not None else None for s in structures]
         return formulas, structures
+
+    def _element_tables(self, model: nn.Module | None = None) -> dict[str, tuple[str, np.ndarray]]:
+        """{'element_vectors'|'atom_vectors': (table name, bool[Z] has a vector)} of a built or fitted model."""
+        model = model if model is not None else (self.task_.model if self.task_ is not None else None)
+        if model is None:
+            return {}
+        names = {"element_vectors": self.params.get("embedding"), "atom_vectors": self.params.get("node_features")}
+        out = {}
+        for key, table in model.state_dict().items():
+            kind = key.rsplit(".", 1)[-1]
+            if kind in names and kind not in out:
+                known = (table.abs().sum(dim=1) > 0).numpy()
+                known[0] = False  # row 0 is padding
+                out[kind] = (str(names[kind]), known)
+        return out
+
+    @staticmethod
+    def _check_elements(numbers: Iterable[int], tables: dict[str, tuple[str, np.ndarray]], what: str) -> None:
+        """Raise ElementOutsideTableError when an atomic number has no (non-zero) vector in a model table."""
+        from pymatgen.core import Element
+
+        for name, known in tables.values():
+            for z in numbers:
+                if z >= len(known) or not known[z]:
+                    covered = np.flatnonzero(known)
+                    raise ElementOutsideTableError(
+                        f"{what} contains {Element.from_Z(int(z)).symbol} (Z={z}), which has no vector in this "
+                        f"model's element table {name!r} (it covers Z={covered.min()}-{covered.max()}, "
+                        f"{Element.from_Z(int(covered.min())).symbol} to {Element.from_Z(int(covered.max())).symbol}"
+                        f"{', with gaps' if len(covered) < covered.max() - covered.min() + 1 else ''}). Remove the row, "
+                        "or skip bad rows with predict(..., errors='skip') / gapkit predict --on-error skip."
+                    )
+
+    def _featurize(self, X: Any, targets: np.ndarray | None = None, skip_errors: bool = False,
+                   model: nn.Module | None = None,
+                   disorder: str | None = None) -> tuple[MaterialsDataset | None, dict[int, str]]:
+        """(dataset of the rows that featurise, {row: error message} of those that do not, when skipping)."""
+        formulas, structures = self._inputs(X)
+        n = len(formulas) if formulas is not None else len(structures)
+        if n == 0:
+            raise EmptyInputError("No inputs: the DataFrame or list is empty. Pass at least one formula or structure.")
+        p = self.params
+        tables = self._element_tables(model)
+        failed: dict[int, str] = {}
+
+        def fail(i: int, exc: Exception) -> None:
+            if not skip_errors:
+                raise type(exc)(str(exc) if str(exc).startswith(("Row ", "Structure ")) else f"Row {i}: {exc}") from exc
+            failed.setdefault(i, str(exc))
+
+        comps: list = [None] * n
+        if self.uses_composition:
+            element_tables = {k: v for k, v in tables.items() if k == "element_vectors"}
+            for i, formula in enumerate(formulas):
+                try:
+                    comp = parse_formula(formula)
+                    if p["max_elements"] is not None and len(comp) > p["max_elements"]:
+                        raise FormulaError(f"Formula {formula!r} has {len(comp)} elements, more than this model's "
+                                           f"max_elements={p['max_elements']}.")
+                    self._check_elements([el.Z for el in comp], element_tables, f"Formula {formula!r}")
+                    comps[i] = comp
+                except (FormulaError, ElementOutsideTableError) as exc:
+                    fail(i, exc)
+        graphs: list = [None] * n
+        if self.uses_structure:
+            cache = GraphCache(p["graph_cache"]) if isinstance(p["graph_cache"], (str, Path)) else p["graph_cache"]
+            atom_tables = {k: v for k, v in tables.items() if k == "atom_vectors"}
+            for i, s in enumerate(structures):
+                if s is None and i not in failed:
+                    fail(i, StructureRequiredError(f"Row {i} has no structure, and {type(self).__name__} reads "
+                                                   "crystal structures: give it one, or use a composition model "
+                                                   "(CrabNet) for formulas."))
+            todo = [i for i in range(n) if i not in failed]
+            built = build_graphs_or_errors([structures[i] for i in todo], cutoff=p["cutoff"],
+                                           max_neighbors=p["max_neighbors"], cache=cache,
+                                           disorder=disorder or p["disorder"], progress=p["progress"])
+            for j, (i, graph) in enumerate(zip(todo, built)):
+                try:
+                    if isinstance(graph, GraphError):  # numbered among todo: renumber as a row of X
+                        raise type(graph)(str(graph).replace(f"Structure {j}:", f"Structure {i}:", 1))
+                    self._check_elements(np.unique(graph.atomic_numbers).tolist(), atom_tables,
+                                         f"Structure {i} ({structures[i].composition.reduced_formula})")
+                    graphs[i] = graph
+                except (GraphError, ElementOutsideTableError) as exc:
+                    fail(i, exc)
+        keep = [i for i in range(n) if i not in failed]
+        if not keep:
+            return None, failed
+        elements = fractions = None
+        if self.uses_composition:
+            elements, fractions = encode_compositions([comps[i] for i in keep], max_elements=p["max_elements"])
+        ds = MaterialsDataset(elements, fractions, [graphs[i] for i in keep] if self.uses_structure else None,
+                              None if targets is None else np.asarray(targets)[keep])
+        return ds, failed
 
     def dataset(self, X: Any, targets: np.ndarray | None = None) -> MaterialsDataset:
         """Featurise inputs (formula encodings and/or cached crystal graphs) into a MaterialsDataset."""
-        formulas, structures = self._inputs(X)
-        p = self.params
-        elements = fractions = graphs = None
-        if self.uses_composition:
-            elements, fractions = encode_formulas(formulas, max_elements=p["max_elements"], progress=p["progress"])
-        if self.uses_structure:
-            cache = GraphCache(p["graph_cache"]) if isinstance(p["graph_cache"], (str, Path)) else p["graph_cache"]
-            graphs = build_graphs(structures, cutoff=p["cutoff"], max_neighbors=p["max_neighbors"],
-                                  cache=cache, progress=p["progress"])
-        return MaterialsDataset(elements, fractions, graphs, targets)
+        ds, _ = self._featurize(X, targets)
+        return ds
 
     # ------------------------------------------------------------------ training
+    def _usable_targets(self, df: pd.DataFrame, what: str) -> pd.DataFrame:
+        """``df`` with every gap finite, >= 0 and <= MAX_PLAUSIBLE_GAP_EV; else BadTargetError (or drop + warn)."""
+        if TARGET not in df.columns:
+            raise KeyError(f"The {what} DataFrame needs a {TARGET!r} column (band gap in eV).")
+        if len(df) == 0:
+            raise EmptyInputError(f"The {what} data has no rows.")
+        y = pd.to_numeric(df[TARGET], errors="coerce").to_numpy(dtype=np.float64)  # text -> NaN, reported below
+        with np.errstate(invalid="ignore"):
+            problems = {"missing or not a number": np.isnan(y), "infinite": np.isinf(y), "negative": y < 0,
+                        f"above {MAX_PLAUSIBLE_GAP_EV:g} eV": np.isfinite(y) & (y > MAX_PLAUSIBLE_GAP_EV)}
+        bad = np.logical_or.reduce(list(problems.values()))
+        if not bad.any():
+            return df
+        parts = []
+        for reason, mask in problems.items():
+            if mask.any():
+                labels = [str(x) for x in df.index[mask][:5]]
+                parts.append(f"{int(mask.sum())} {reason} (rows {', '.join(labels)}{', ...' if mask.sum() > 5 else ''})")
+        summary = f"{int(bad.sum())} of {len(df)} {what} rows have unusable {TARGET!r} values: {'; '.join(parts)}"
+        if self.params["bad_targets"] == "raise":
+            raise BadTargetError(f"{summary}. A band gap must be a finite number from 0 to {MAX_PLAUSIBLE_GAP_EV:g} "
+                                 "eV: fix or remove these rows, or pass bad_targets='drop' to drop them with a warning.")
+        warnings.warn(f"Dropped {summary}.", BadTargetsWarning, stacklevel=3)
+        if bad.all():
+            raise EmptyInputError(f"No {what} rows left after dropping the unusable {TARGET!r} values.")
+        return df[~bad]
+
     def fit(self, df: pd.DataFrame, val_df: pd.DataFrame | None = None,
             init_from: BandGapEstimator | None = None, resume: bool = True) -> BandGapEstimator:
         """Train on ``df`` (column ``gap_ev``), early-stopping on ``val_df`` (else a 20% formula-grouped split).
 
-        With ``resume`` a run killed midway in ``run_dir`` continues from its last checkpoint;
-        ``resume=False`` deletes an earlier run in ``run_dir`` and trains from scratch.
+        Gaps must be finite, >= 0 and <= ``MAX_PLAUSIBLE_GAP_EV`` eV: other rows raise BadTargetError
+        (``bad_targets="drop"``: dropped with a warning). With ``run_dir`` the checkpoints and log stay there
+        and ``resume`` continues a run killed midway (``resume=False`` deletes an earlier run in ``run_dir``);
+        without it they go to a temporary folder removed at the end.
         """
         from gapkit.runtime import seed_everything
-        from gapkit.train.trainer import TrainConfig, fit
+        from gapkit.train.trainer import TrainConfig, fit, read_log
 
         p = self.params
-        if TARGET not in df.columns:
-            raise KeyError(f"The training DataFrame needs a {TARGET!r} column (band gap in eV).")
+        df = self._usable_targets(df, "training")
         if val_df is None:
             from gapkit.data.splits import train_val_test_split
 
             df, val_df, _ = train_val_test_split(df, (0.8, 0.2, 0.0), seed=p["seed"])
-        train_ds = self.dataset(df, df[TARGET].to_numpy(dtype=np.float32))
-        val_ds = self.dataset(val_df, val_df[TARGET].to_numpy(dtype=np.float32))
+        val_df = self._usable_targets(val_df, "validation")
         seed_everything(p["seed"])  # before construction: initial weights depend only on the seed
         if init_from is not None:
             if type(init_from) is not type(self):
@@ -176,23 +344,33 @@ class BandGapEstimator:
             model = self.build_model()
             y = df[TARGET].to_numpy(dtype=np.float64)
             mean, std = float(y.mean()), float(y.std() if len(y) > 1 and y.std() > 0 else 1.0)
+        # featurised after the model exists, so an element outside its tables is named, not an IndexError
+        train_ds, _ = self._featurize(df, df[TARGET].to_numpy(dtype=np.float32), model=model)
+        val_ds, _ = self._featurize(val_df, val_df[TARGET].to_numpy(dtype=np.float32), model=model)
         n_batches = p["max_epochs"] * -(-len(train_ds) // p["batch_size"])
         fused = p["fused_edges"] is True or (p["fused_edges"] == "auto" and n_batches >= FUSED_MIN_BATCHES)
         use_fused_edges(model, fused)
         task = BandGapTask(model, mean, std, lr_min=p["lr_min"], lr_max=p["lr_max"],
                            cycle_epochs=p["cycle_epochs"], weight_decay=p["weight_decay"])
-        self.run_dir_ = Path(p["run_dir"]) if p["run_dir"] else Path(tempfile.mkdtemp(prefix="gapkit-run-"))
-        if not resume and self.run_dir_.exists():
-            shutil.rmtree(self.run_dir_)  # a fresh run: stale checkpoints or logs would be picked up
-        config = TrainConfig(max_epochs=p["max_epochs"], run_dir=self.run_dir_, device=p["device"],
+        keep_run = bool(p["run_dir"])
+        run_dir = Path(p["run_dir"]) if keep_run else Path(tempfile.mkdtemp(prefix="gapkit-run-"))
+        if keep_run and not resume and run_dir.exists():
+            shutil.rmtree(run_dir)  # a fresh run: stale checkpoints or logs would be picked up
+        config = TrainConfig(max_epochs=p["max_epochs"], run_dir=run_dir, device=p["device"],
                              devices=p["devices"], patience=p["patience"], mixed_precision=p["mixed_precision"],
                              progress=p["progress"], seed=p["seed"], keep_allocations=p["keep_allocations"])
-        trainer = fit(task, train_ds.loader(p["batch_size"], shuffle=True, seed=p["seed"]),
-                      val_ds.loader(p["batch_size"]), config, resume=resume)
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if best and Path(best).is_file():  # keep the best-validation weights, not the last epoch's
-            state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
-            task.load_state_dict(state)
+        try:
+            trainer = fit(task, train_ds.loader(p["batch_size"], shuffle=True, seed=p["seed"]),
+                          val_ds.loader(p["batch_size"]), config, resume=resume)
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            if best and Path(best).is_file():  # keep the best-validation weights, not the last epoch's
+                state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+                task.load_state_dict(state)
+            self.history_ = read_log(run_dir)  # in memory: a temporary run folder is removed below
+        finally:
+            if not keep_run:
+                shutil.rmtree(run_dir, ignore_errors=True)  # ~hundreds of MB of checkpoints nobody asked for
+        self.run_dir_ = run_dir if keep_run else None
         self.task_ = task.cpu().eval()
         return self
 
@@ -204,11 +382,9 @@ class BandGapEstimator:
 
     def history(self) -> pd.DataFrame:
         """The per-epoch training log (train/val loss and MAE) of the last ``fit``."""
-        from gapkit.train.trainer import read_log
-
-        if self.run_dir_ is None:
-            raise ValueError("No training run: call fit first.")
-        return read_log(self.run_dir_)
+        if self.history_ is None:
+            raise ValueError("No training run: call fit first (a loaded model has no training log).")
+        return self.history_.copy()
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> BandGapTask:
@@ -217,23 +393,45 @@ class BandGapEstimator:
         return self.task_
 
     @torch.no_grad()
-    def predict(self, X: Any, batch_size: int | None = None) -> pd.DataFrame:
-        """DataFrame with ``gap_ev`` and ``uncertainty_ev`` (Laplace scale) for each input row."""
+    def predict(self, X: Any, batch_size: int | None = None, errors: Literal["raise", "skip"] = "raise",
+                disorder: Literal["raise", "majority"] | None = None) -> pd.DataFrame:
+        """DataFrame with ``gap_ev`` (clipped at 0: a band gap is never negative) and ``uncertainty_ev``.
+
+        ``uncertainty_ev`` is the Laplace scale of the prediction. ``errors="skip"`` keeps going past rows
+        that cannot be featurised (bad formula, element outside the model's table, disordered or empty
+        structure): they get NaN and their message in an extra ``error`` column (empty for good rows).
+        ``disorder`` overrides the estimator's policy for partially occupied sites ("majority" or "raise").
+        """
         from gapkit.runtime import resolve_device
 
+        if errors not in ("raise", "skip"):
+            raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}.")
+        if disorder not in (None, "raise", "majority"):
+            raise ValueError(f"disorder must be 'raise' or 'majority', got {disorder!r}.")
         task = self._check_fitted()
-        ds = self.dataset(X)
-        device = resolve_device(self.params["device"])
-        task = task.to(device).eval()
-        gaps, uncs = [], []
-        # small inference batches keep each graph batch's edge tensors in cache: faster per structure on CPU
-        for batch in ds.loader(batch_size or min(self.params["batch_size"], PREDICT_BATCH_SIZE)):
-            gap, unc = task({k: v.to(device) for k, v in batch.items()})
-            gaps.append(gap.cpu())
-            uncs.append(unc.cpu())
-        task.cpu()
-        out = pd.DataFrame({"gap_ev": torch.cat(gaps).numpy().astype(np.float64),
-                            "uncertainty_ev": torch.cat(uncs).numpy().astype(np.float64)})
+        ds, failed = self._featurize(X, skip_errors=errors == "skip", disorder=disorder)
+        n = (len(ds) if ds is not None else 0) + len(failed)
+        gap = np.full(n, np.nan)
+        unc = np.full(n, np.nan)
+        if ds is not None:
+            device = resolve_device(self.params["device"])
+            task = task.to(device).eval()
+            gaps, uncs = [], []
+            # small inference batches keep each graph batch's edge tensors in cache: faster per structure on CPU
+            loader = ds.loader(batch_size or min(self.params["batch_size"], PREDICT_BATCH_SIZE))
+            show = self.params["progress"] and len(ds) > PREDICT_PROGRESS_MIN_ROWS
+            for batch in tqdm(loader, desc="predicting", disable=not show, leave=False):
+                g, u = task({k: v.to(device) for k, v in batch.items()})
+                gaps.append(g.float().cpu())
+                uncs.append(u.float().cpu())
+            task.cpu()
+            good = np.array([i for i in range(n) if i not in failed], dtype=np.int64)
+            # clipped here, not in the network: saved models keep their weights and training its loss
+            gap[good] = torch.cat(gaps).clamp(min=0.0).numpy().astype(np.float64)
+            unc[good] = torch.cat(uncs).numpy().astype(np.float64)
+        out = pd.DataFrame({"gap_ev": gap, "uncertainty_ev": unc})
+        if errors == "skip":
+            out["error"] = [failed.get(i, "") for i in range(n)]
         if isinstance(X, pd.DataFrame):
             out.index = X.index
         return out
@@ -254,18 +452,32 @@ class BandGapEstimator:
         """Read an estimator written by ``save`` (any of CrabNet, CGCNN, CGCrabNet)."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"No saved model at {path}.")
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(blob, dict) or blob.get("format") != _FORMAT_VERSION:
-            raise ValueError(f"{path} is not a gapkit estimator file (format {_FORMAT_VERSION}).")
+            raise FileNotFoundError(f"No saved model at {path}: give the path of a file written by estimator.save().")
+        remedy = ("Save the model again with estimator.save(path), or copy or download the file again "
+                  "(a shipped model: gapkit.pretrained).")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=False)
+        except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as exc:
+            kind = "truncated" if isinstance(exc, EOFError) or "central directory" in str(exc) else "corrupt"
+            raise ModelFileError(f"{path} is not a readable gapkit estimator file (it looks {kind}: "
+                                 f"{type(exc).__name__}: {str(exc)[:200]}). {remedy}") from exc
+        if not isinstance(blob, dict) or "format" not in blob or "estimator" not in blob:
+            raise ModelFileError(f"{path} is not a gapkit estimator file: torch can read it, but it was not written "
+                                 f"by gapkit's estimator.save() (a Lightning checkpoint or a bare state_dict?). {remedy}")
+        if blob["format"] != _FORMAT_VERSION:
+            raise ModelFileError(f"{path} is a gapkit estimator file of format {blob['format']}, but this gapkit "
+                                 f"reads format {_FORMAT_VERSION}: use the gapkit version that saved it.")
         kind = ESTIMATORS.get(blob["estimator"])
         if kind is None or (cls is not BandGapEstimator and not issubclass(kind, cls)):
             raise TypeError(f"{path} holds a {blob['estimator']}, not a {cls.__name__}.")
-        est = kind(**blob["params"])
+        params = dict(blob["params"])
+        if "max_elements" in params:
+            params["max_elements"] = None  # padding width only (attention masks it): older files fixed 7
+        est = kind(**params)
         state = blob["state_dict"]
         # Zero tables of the saved shapes: the real ones come with the weights, no data download needed.
         tables = {name: np.zeros(tuple(t.shape), dtype=np.float32) for key, t in state.items()
-                  for name in ("element_vectors", "atom_vectors") if key.endswith("." + name)}
+                  for name in ("element_vectors", "atom_vectors") if key.endswith("." + name) or key == name}
         model = est.build_model(tables)
         task = BandGapTask(model, **blob["hparams"])
         task.load_state_dict(state)
