@@ -34,7 +34,7 @@ import shutil
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -202,7 +202,8 @@ class BandGapEstimator:
         return out
 
     @staticmethod
-    def _check_elements(numbers: Iterable[int], tables: dict[str, tuple[str, np.ndarray]], what: str) -> None:
+    def _check_elements(numbers: Iterable[int], tables: dict[str, tuple[str, np.ndarray]],
+                        what: Callable[[], str]) -> None:
         """Raise ElementOutsideTableError when an atomic number has no (non-zero) vector in a model table."""
         from pymatgen.core import Element
 
@@ -211,7 +212,7 @@ class BandGapEstimator:
                 if z >= len(known) or not known[z]:
                     covered = np.flatnonzero(known)
                     raise ElementOutsideTableError(
-                        f"{what} contains {Element.from_Z(int(z)).symbol} (Z={z}), which has no vector in this "
+                        f"{what()} contains {Element.from_Z(int(z)).symbol} (Z={z}), which has no vector in this "
                         f"model's element table {name!r} (it covers Z={covered.min()}-{covered.max()}, "
                         f"{Element.from_Z(int(covered.min())).symbol} to {Element.from_Z(int(covered.max())).symbol}"
                         f"{', with gaps' if len(covered) < covered.max() - covered.min() + 1 else ''}). Remove the row, "
@@ -238,13 +239,14 @@ class BandGapEstimator:
         comps: list = [None] * n
         if self.uses_composition:
             element_tables = {k: v for k, v in tables.items() if k == "element_vectors"}
-            for i, formula in enumerate(formulas):
+            for i, formula in enumerate(tqdm(formulas, desc="reading formulas", disable=not p["progress"],
+                                             mininterval=1.0, leave=False)):
                 try:
                     comp = parse_formula(formula)
                     if p["max_elements"] is not None and len(comp) > p["max_elements"]:
                         raise FormulaError(f"Formula {formula!r} has {len(comp)} elements, more than this model's "
                                            f"max_elements={p['max_elements']}.")
-                    self._check_elements([el.Z for el in comp], element_tables, f"Formula {formula!r}")
+                    self._check_elements([el.Z for el in comp], element_tables, lambda: f"Formula {formula!r}")
                     comps[i] = comp
                 except (FormulaError, ElementOutsideTableError) as exc:
                     fail(i, exc)
@@ -265,8 +267,9 @@ class BandGapEstimator:
                 try:
                     if isinstance(graph, GraphError):  # numbered among todo: renumber as a row of X
                         raise type(graph)(str(graph).replace(f"Structure {j}:", f"Structure {i}:", 1))
+                    # the label is built only on failure: reduced_formula costs more than the check
                     self._check_elements(np.unique(graph.atomic_numbers).tolist(), atom_tables,
-                                         f"Structure {i} ({structures[i].composition.reduced_formula})")
+                                         lambda: f"Structure {i} ({structures[i].composition.reduced_formula})")
                     graphs[i] = graph
                 except (GraphError, ElementOutsideTableError) as exc:
                     fail(i, exc)
