@@ -137,6 +137,8 @@ def make_estimator(run: Run, config: CampaignConfig, run_dir: Path):
 def train_run(run: Run, config: CampaignConfig, root: Path, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
     """Train one run (resuming a killed one), save its model, and write and return its result."""
     from gapkit.evaluate.metrics import regression_metrics
+    from gapkit.results import git_commit
+    from gapkit.runtime import describe_device
 
     folder = root / run.key
     done = folder / "result.json"
@@ -158,7 +160,8 @@ def train_run(run: Run, config: CampaignConfig, root: Path, splits: dict[str, pd
     result = {"run": asdict(run), "key": run.key, "mae": {k: round(v, 4) for k, v in maes.items()},
               "n": {k: len(v) for k, v in splits.items()}, "epochs": int(history["epoch"].max()) + 1,
               "best_epoch": int(history.loc[history["val_mae"].idxmin(), "epoch"]),
-              "wall_time_s": round(wall, 1), "history": history.round(5).to_dict(orient="list")}
+              "wall_time_s": round(wall, 1), "device": describe_device(), "commit": git_commit(),
+              "history": history.round(5).to_dict(orient="list")}
     if run.model == "CGCrabNet (learned)":
         result["learned_weights"] = [round(float(w), 4) for w in estimator.task_.model.weights.detach()]
     done.write_text(json.dumps(result, indent=1) + "\n")
