@@ -235,17 +235,102 @@ def finished(root: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(Path(root).glob("*/result.json"))]
 
 
+# shipped model name -> the run it comes from (split 0: the split the book's tables use)
+SHIPPED: dict[str, Run] = {
+    "cgcrabnet-mp-gap": Run("mp", "CGCrabNet (learned)", 0),
+    "cgcnn-mp-gap": Run("mp", "CGCNN", 0),
+    "crabnet-mp-gap": Run("mp", "CrabNet (mat2vec)", 0),
+    "crabnet-oqmd-gap": Run("oqmd", "CrabNet (mat2vec)", 0),
+}
+DATA_NAMES = {"mp": "Materials Project PBE band gaps > 0 (mp_structures_kdmsit), structures",
+              "oqmd": "OQMD PBE band gaps > 0 (oqmd_bandgap_crabnet), formulas"}
+HALF_PRECISION_TOLERANCE_EV = 0.005  # ship float16 weights only if the test MAE moves less than this
+
+
+def record(root: Path, config: CampaignConfig) -> Path:
+    """Write results/models-full.json from the finished runs (pending runs listed, never invented)."""
+    from gapkit.results import record_results
+
+    results = finished(root)
+    if not results:
+        raise FileNotFoundError(f"No finished run under {root}: run the campaign first.")
+    metrics = summarise(results)
+    mp = [r for r in results if r["run"]["dataset"] == "mp"]
+    metrics["n_train_mp"] = mp[0]["n"]["train"] if mp else None
+    metrics["n_mp"] = sum(mp[0]["n"].values()) if mp else None
+    metrics["epochs"] = {r["key"]: r["epochs"] for r in results}
+    metrics["settings"] = {k: v for k, v in asdict(config).items() if k != "threads"}
+    metrics["learned_weights"] = {r["key"]: r["learned_weights"] for r in results if "learned_weights" in r}
+    metrics["epoch_time_s"] = {r["key"]: round(r["wall_time_s"] / max(1, r["epochs"]), 1) for r in results}
+    done = {r["key"] for r in results}
+    metrics["runs_pending"] = [r.key for r in plan(config) if r.key not in done]
+    devices = sorted({r.get("device", "unknown") for r in results})
+    commits = sorted({r.get("commit", "unknown") for r in results})
+    notes = (f"{len(done)} of {len(plan(config))} planned runs finished; commits of the runs: {', '.join(commits)}. "
+             "Perovskite targets of the transfer chapter were removed from every train and val set.")
+    return record_results("models", "full", metrics, device="; ".join(devices),
+                          wall_time_s=sum(r["wall_time_s"] for r in results), seed=0, notes=notes)
+
+
+def ship(root: Path, config: CampaignConfig, folder: Path | None = None) -> list[Path]:
+    """Export the finished runs of SHIPPED into the pretrained folder with their model cards."""
+    from gapkit import pretrained
+    from gapkit.estimators import BandGapEstimator
+    from gapkit.evaluate.metrics import regression_metrics
+
+    folder = folder or pretrained.pretrained_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, run in SHIPPED.items():
+        result_path = root / run.key / "result.json"
+        if not result_path.is_file():
+            logger.info("not shipping %s: run %s has not finished", name, run.key)
+            continue
+        result = json.loads(result_path.read_text())
+        estimator = BandGapEstimator.load(root / run.key / "model.pt")
+        test = load_splits(run.dataset, run.split_seed, config)["test"]
+        card = dict(training_data=f"{DATA_NAMES[run.dataset]}; {result['n']['train']} train / "
+                                  f"{result['n']['val']} val; the 175 CGCrabNet perovskites removed",
+                    split=f"formula-grouped 6:2:2, seed {run.split_seed} (gapkit.data.splits.train_val_test_split)",
+                    hyperparameters={k: (str(v) if isinstance(v, Path) else v) for k, v in estimator.params.items()
+                                     if k not in ("run_dir", "graph_cache", "progress")},
+                    provenance={"device": result.get("device"), "commit": result.get("commit"),
+                                "wall_time_s": result["wall_time_s"], "epochs": result["epochs"],
+                                "best_epoch": result["best_epoch"], "run": run.key})
+        for half in (True, False):
+            card["metrics"] = {"train_mae_ev": result["mae"]["train"], "val_mae_ev": result["mae"]["val"],
+                               "test_mae_ev": result["mae"]["test"], "n_test": len(test)}
+            path = pretrained.export(estimator, name, folder, half=half, **card)
+            shipped = BandGapEstimator.load(path)
+            shipped_mae = regression_metrics(test["gap_ev"], shipped.predict(test)["gap_ev"])["mae"]
+            if not half or abs(shipped_mae - result["mae"]["test"]) < HALF_PRECISION_TOLERANCE_EV:
+                card["metrics"]["test_mae_ev_as_shipped"] = round(shipped_mae, 4)
+                pretrained.export(estimator, name, folder, half=half, **card)
+                break
+        written.append(path)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: run the campaign (or the listed run keys) under --root."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=Path("runs/models-full"))
     parser.add_argument("--only", nargs="*", help="run keys to train (default: every planned run)")
     parser.add_argument("--plan", action="store_true", help="print the planned run keys and exit")
+    parser.add_argument("--record", action="store_true", help="write results/models-full.json from finished runs")
+    parser.add_argument("--ship", action="store_true", help="export finished shipped runs to data/pretrained")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = CampaignConfig()
     if args.plan:
         print("\n".join(r.key for r in plan(config)))
+        return 0
+    if args.record or args.ship:
+        if args.ship:
+            for path in ship(args.root, config):
+                print("shipped", path)
+        if args.record:
+            print("recorded", record(args.root, config))
         return 0
     run_campaign(args.root, config, args.only)
     return 0

@@ -54,3 +54,27 @@ def test_a_finished_run_is_read_back_not_retrained(tmp_path, shared_data_dir):
     assert (tmp_path / run.key / "model.pt").is_file()
     again = train_run(run, config, tmp_path, {})  # no data needed: the result is on disk
     assert again == json.loads((tmp_path / run.key / "result.json").read_text())
+
+
+def test_record_and_ship_from_finished_runs(tmp_path, monkeypatch, shared_data_dir):
+    from tests.test_estimators import tiny_frame
+    import gapkit.pretrained as pretrained
+    from gapkit.train import campaign
+
+    df = tiny_frame()
+    splits = {"train": df.iloc[:8], "val": df.iloc[8:10], "test": df.iloc[10:]}
+    config = CampaignConfig(max_epochs=2, patience=2, batch_size=4,
+                            crab=dict(d_model=16, n_layers=1, n_heads=2, d_ff=32, head_dims=(16,)))
+    run = Run("mp", "CrabNet (mat2vec)", 0)
+    train_run(run, config, tmp_path / "runs", splits)
+    monkeypatch.setattr(campaign, "SHIPPED", {"toy-crabnet": run, "toy-cgcnn": Run("mp", "CGCNN", 0)})
+    monkeypatch.setattr(campaign, "load_splits", lambda *a: splits)
+    paths = campaign.ship(tmp_path / "runs", config, tmp_path / "pretrained")
+    assert [p.name for p in paths] == ["toy-crabnet.pt"]  # the unfinished run is not shipped
+    monkeypatch.setenv(pretrained.PRETRAINED_ENV_VAR, str(tmp_path / "pretrained"))
+    card = pretrained.card("toy-crabnet")
+    assert abs(card["metrics"]["test_mae_ev_as_shipped"] - card["metrics"]["test_mae_ev"]) < 0.005
+    monkeypatch.setenv("GAPKIT_RESULTS_DIR", str(tmp_path / "results"))
+    rec = json.loads(campaign.record(tmp_path / "runs", config).read_text())
+    assert rec["metrics"]["mp_mae"]["CrabNet (mat2vec)"]["per_split"] == [card["metrics"]["test_mae_ev"]]
+    assert len(rec["metrics"]["runs_pending"]) == 14
