@@ -264,12 +264,37 @@ def record(root: Path, config: CampaignConfig) -> Path:
     metrics["epoch_time_s"] = {r["key"]: round(r["wall_time_s"] / max(1, r["epochs"]), 1) for r in results}
     done = {r["key"] for r in results}
     metrics["runs_pending"] = [r.key for r in plan(config) if r.key not in done]
+    export_artefacts(root, results_dir_for_artefacts())
     devices = sorted({r.get("device", "unknown") for r in results})
     commits = sorted({r.get("commit", "unknown") for r in results})
     notes = (f"{len(done)} of {len(plan(config))} planned runs finished; commits of the runs: {', '.join(commits)}. "
              "Perovskite targets of the transfer chapter were removed from every train and val set.")
     return record_results("models", "full", metrics, device="; ".join(devices),
                           wall_time_s=sum(r["wall_time_s"] for r in results), seed=0, notes=notes)
+
+
+def results_dir_for_artefacts() -> Path:
+    """results/models-full/: the training curves and test predictions the models chapter draws."""
+    from gapkit.results import results_dir
+
+    return results_dir() / "models-full"
+
+
+def export_artefacts(root: Path, dest: Path) -> list[Path]:
+    """Copy each finished split-0 run's training log and test predictions (rounded CSV) into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for result in finished(root):
+        if result["run"]["split_seed"] != 0:
+            continue
+        history = pd.DataFrame(result["history"])
+        cols = [c for c in ("epoch", "train_loss", "val_loss", "train_mae", "val_mae") if c in history.columns]
+        written.append(dest / f"history-{result['key']}.csv")
+        history[cols].round(4).to_csv(written[-1], index=False)
+        preds = pd.read_csv(root / result["key"] / "test_predictions.csv").round(3)
+        written.append(dest / f"test-{result['key']}.csv")
+        preds.to_csv(written[-1], index=False)
+    return written
 
 
 def ship(root: Path, config: CampaignConfig, folder: Path | None = None) -> list[Path]:
