@@ -291,7 +291,8 @@ def export_artefacts(root: Path, dest: Path) -> list[Path]:
         cols = [c for c in ("epoch", "train_loss", "val_loss", "train_mae", "val_mae") if c in history.columns]
         written.append(dest / f"history-{result['key']}.csv")
         history[cols].round(4).to_csv(written[-1], index=False)
-        preds = pd.read_csv(root / result["key"] / "test_predictions.csv").round(3)
+        # the gap only: the uncertainty chapter derives its scales from the shipped models themselves
+        preds = pd.read_csv(root / result["key"] / "test_predictions.csv")[["formula", "gap_ev", "pred_ev"]].round(3)
         written.append(dest / f"test-{result['key']}.csv")
         preds.to_csv(written[-1], index=False)
     return written
