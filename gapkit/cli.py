@@ -232,8 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="raise: stop at the first bad input (default); skip: predict the rest, explain the bad "
                         "rows in an 'error' column and exit with status 1")
     p.add_argument("--disorder", choices=("error", "majority"), default=None,
-                   help="partially occupied sites: error (the default of most models) or majority (put the "
-                        "majority species on each such site, an approximation)")
+                   help="partially occupied sites: error, or majority (put the majority species on each such "
+                        "site, an approximation); default: the model's own setting (error unless trained with "
+                        "disorder='majority')")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-graph-cache", action="store_true",
                    help="do not cache crystal graphs on disk (default: under $GAPKIT_CACHE_DIR/graphs or the "

@@ -245,7 +245,8 @@ class BandGapEstimator:
                     comp = parse_formula(formula)
                     if p["max_elements"] is not None and len(comp) > p["max_elements"]:
                         raise FormulaError(f"Formula {formula!r} has {len(comp)} elements, more than this model's "
-                                           f"max_elements={p['max_elements']}.")
+                                           f"max_elements={p['max_elements']}; leave max_elements=None (the default) to "
+                                           "take any number of elements.")
                     self._check_elements([el.Z for el in comp], element_tables, lambda: f"Formula {formula!r}")
                     comps[i] = comp
                 except (FormulaError, ElementOutsideTableError) as exc:

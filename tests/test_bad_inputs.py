@@ -222,8 +222,15 @@ def empty_formula_in_csv(kit):
     kit.crab.predict(pd.read_csv(kit.tmp / "empty.csv"))
 
 
-def progress_by_default(kit, capsys=None):
+def progress_by_default(kit):
+    import contextlib
+    import io
+
     assert CGCrabNet().params["progress"] is True and CrabNet(progress=False).params["progress"] is False
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(err):  # Lightning's bar writes to stdout
+        CrabNet(**kit.p(CrabNet, progress=True)).fit(kit.frame.iloc[:9], kit.frame.iloc[9:])
+    assert "Epoch 0" in err.getvalue() and "val_mae=" in err.getvalue() and "v_num" not in err.getvalue()
 
 
 def checkpoints_removed_unless_run_dir(kit, monkeypatch=None):

@@ -75,6 +75,16 @@ class StopOnNonFinite(Callback):
                 )
 
 
+class _ProgressBar(TQDMProgressBar):
+    """Lightning's bar without the logger's version number (``v_num`` means nothing to a reader)."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """The bar's metrics (validation MAE and loss), less ``v_num``."""
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
 def _accelerator(device: str) -> str:
     return resolve_device(device).type  # 'cpu' or 'cuda'; raises if cuda is asked for and absent
 
@@ -95,7 +105,7 @@ def make_trainer(config: TrainConfig, log_version: int = 0) -> L.Trainer:
         callbacks.append(EarlyStopping(monitor=config.monitor, mode=config.mode, patience=config.patience,
                                        check_finite=False))
     if config.progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, config.log_every_n_steps)))
+        callbacks.append(_ProgressBar(refresh_rate=max(1, config.log_every_n_steps)))
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)  # the device banner is noise in a notebook
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
