@@ -148,3 +148,19 @@ def status_counts(table: pd.DataFrame) -> pd.Series:
     """How many published numbers are comparable, not comparable, or not yet measured."""
     kind = table["status"].str.extract(r"^(comparable|not comparable|not yet)")[0]
     return kind.value_counts().reindex(["comparable", "not comparable", "not yet"], fill_value=0)
+
+
+def chapter_view(table: pd.DataFrame, chapter: str) -> pd.DataFrame:
+    """One chapter's rows of :func:`comparison_table`, narrow enough to read: one row per number, by model."""
+    rows = table[table["chapter"] == chapter]
+    if rows.empty:
+        raise KeyError(f"No published numbers for chapter {chapter!r}; chapters: {sorted(set(table['chapter']))}.")
+    unit = rows["unit"].where(rows["unit"] == "", " (" + rows["unit"] + ")")
+    ours = rows["gapkit_data"].where(rows["profile"] == "", rows["gapkit_data"] + " [" + rows["profile"] + "]")
+    view = pd.DataFrame({
+        "model": rows["model"],
+        "number": rows["paper"] + ", " + rows["table"] + ": " + rows["split"] + " " + rows["metric"] + unit,
+        "paper": rows["published"], "paper's data": rows["paper_data"],
+        "gapkit": rows["gapkit"].where(rows["gapkit"].notna(), ""), "gapkit's data [profile]": ours,
+        "status": rows["status"]})
+    return view.set_index("model")

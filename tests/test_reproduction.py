@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from gapkit.reproduction import (
+    chapter_view,
     comparison_table,
     committed_records,
     find_metric,
@@ -78,3 +79,16 @@ def test_full_run_on_the_same_data_is_comparable():
     assert comparison_table(records=[smaller], published=pub)["status"].tolist() == [
         "not comparable because 30,368 samples in the paper, 22,706 here"]
     assert find_metric([rec], "x", "mae.missing") is None
+
+
+def test_chapter_view_is_one_narrow_table_per_chapter():
+    metrics = {"mp_mae": {"CGCNN": {"test": 0.7}}, "n_mp": 3000}
+    table = comparison_table(records=[_record("models", "medium", metrics)])
+    view = chapter_view(table, "models")
+    assert len(view) == (table["chapter"] == "models").sum()
+    assert list(view.columns) == ["number", "paper", "paper's data", "gapkit", "gapkit's data [profile]", "status"]
+    row = view.loc["CGCNN"].iloc[0]
+    assert row["number"] == "Sun & Yuan 2023 (CGCrabNet), Table 3: test MAE (eV)"
+    assert row["gapkit's data [profile]"] == "MP crystals, gap > 0, 3,000 sampled [medium]"
+    with pytest.raises(KeyError):
+        chapter_view(table, "nope")
