@@ -9,7 +9,7 @@ positions. A monolayer is rebuilt from its prototype (both are P3m1, space group
 
 The hexagonal lattice constant follows from the area (a = sqrt(2 A / sqrt 3)); the layer heights come
 from covalent radii (``covalent_heights``) or from a CHGNet relaxation (``relax_janus``), which
-``scripts/relax_janus.py`` ran once for all 216 and committed to ``data/janus/relaxed_geometries.csv``.
+``scripts/relax_janus.py`` ran once for all 216 (heights at C2DB's a) and committed to ``data/janus/relaxed_geometries.csv``.
 
 Site rule: M is the element of the lowest periodic-table group (Ti, Nb, Mo, ... or As, Sb, Bi under
 halogens and chalcogens: AsBrTe is As between Br and Te, as Bi in BiTeI); of the two outer elements
@@ -131,9 +131,9 @@ def relax_janus(structure: Structure, model=None, relax_cell: bool = False, fmax
     return relaxed, float(atoms.get_potential_energy() / len(atoms)), int(opt.get_number_of_steps())
 
 
-def relax_all(table: pd.DataFrame, model=None, progress: bool = True,
+def relax_all(table: pd.DataFrame, model=None, progress: bool = True, free_cell: bool = False,
               relax: Callable[..., tuple[Structure, float, int]] = relax_janus) -> pd.DataFrame:
-    """Relax every row of a C2DB Janus table twice (heights at C2DB's a; heights and a): one geometry row each."""
+    """Relax the heights of every row of a C2DB Janus table at C2DB's a (and, if ``free_cell``, with a free too)."""
     from tqdm.auto import tqdm
 
     model = model if model is not None else chgnet_model()
@@ -143,18 +143,19 @@ def relax_all(table: pd.DataFrame, model=None, progress: bool = True,
         start = build_janus(r["formula"], r["Crystal type"], area)
         t0 = time.perf_counter()
         fixed, e_fixed, n_fixed = relax(start, model, relax_cell=False)
-        free, e_free, n_free = relax(start, model, relax_cell=True)
         m, x, y = janus_sites(r["formula"])
         h0 = layer_heights(start)
-        rows.append({"uid": r["Unique identifier"], "formula": r["formula"], "crystal_type": r["Crystal type"],
-                     "M": m, "X": x, "Y": y, "a_c2db_A": round(lattice_constant(area), 4),
-                     "h_x_covalent_A": round(h0[0], 4), "h_y_covalent_A": round(h0[1], 4),
-                     "h_x_A": round(layer_heights(fixed)[0], 4), "h_y_A": round(layer_heights(fixed)[1], 4),
-                     "energy_ev_per_atom": round(e_fixed, 5), "steps": n_fixed,
-                     "a_chgnet_A": round(float(free.lattice.a), 4),
-                     "h_x_free_A": round(layer_heights(free)[0], 4), "h_y_free_A": round(layer_heights(free)[1], 4),
-                     "energy_free_ev_per_atom": round(e_free, 5), "steps_free": n_free,
-                     "seconds": round(time.perf_counter() - t0, 2)})
+        row = {"uid": r["Unique identifier"], "formula": r["formula"], "crystal_type": r["Crystal type"],
+               "M": m, "X": x, "Y": y, "a_c2db_A": round(lattice_constant(area), 4),
+               "h_x_covalent_A": round(h0[0], 4), "h_y_covalent_A": round(h0[1], 4),
+               "h_x_A": round(layer_heights(fixed)[0], 4), "h_y_A": round(layer_heights(fixed)[1], 4),
+               "energy_ev_per_atom": round(e_fixed, 5), "steps": n_fixed}
+        if free_cell:  # CHGNet's own a, to compare with C2DB's PBE a (twice the cost)
+            free, e_free, n_free = relax(start, model, relax_cell=True)
+            row |= {"a_chgnet_A": round(float(free.lattice.a), 4), "h_x_free_A": round(layer_heights(free)[0], 4),
+                    "h_y_free_A": round(layer_heights(free)[1], 4), "energy_free_ev_per_atom": round(e_free, 5),
+                    "steps_free": n_free}
+        rows.append(row | {"seconds": round(time.perf_counter() - t0, 2)})
     return pd.DataFrame(rows)
 
 
