@@ -93,10 +93,10 @@ PARAM_GRIDS: dict[str, list[dict[str, list[Any]]]] = {
             _prefixed({"kernel": ["poly"], "degree": [1, 2, 4], "alpha": [1.0], "gamma": [0.001, 0.01, 0.3],
                        "coef0": [0.5, 1.0, 1.5]})],
 }
-# Quick grids for CI-sized runs: still contain the Atom_DL paper's Janus settings for KRR and SVR.
+# Quick grids for CI-sized runs: still contain the Atom_DL paper's Janus settings (RF, KRR, SVR).
 QUICK_GRIDS: dict[str, list[dict[str, list[Any]]]] = {
     "mean": [{}],
-    "rf": [_prefixed({"n_estimators": [10, 50]})],
+    "rf": [_prefixed({"n_estimators": [10, 50, 80]})],
     "et": [_prefixed({"n_estimators": [50], "max_features": [1.0, 0.33]})],
     "gbr": [_prefixed({"n_estimators": [100], "learning_rate": [0.1], "max_depth": [2, 4]})],
     "svr": [_prefixed({"kernel": ["rbf"], "C": [1.0, 10.0], "gamma": ["scale"]}),
