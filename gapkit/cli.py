@@ -112,7 +112,11 @@ def read_inputs(paths: list[str], on_error: str = "raise") -> pd.DataFrame:
     frames = []
     for path in expand_inputs(paths):
         if path.suffix.lower() in CSV_SUFFIXES:
-            df = pd.read_csv(path)
+            try:
+                df = pd.read_csv(path)
+            except pd.errors.EmptyDataError:
+                raise InputFileError(f"{path} is empty: a CSV input needs a header with 'formula' (or 'cif') "
+                                     "and one row per material.") from None
             if "formula" not in df.columns and "cif" not in df.columns:
                 raise InputFileError(f"{path}: a CSV input needs a 'formula' column (or a 'cif' column of CIF texts).")
             if "cif" in df.columns:
@@ -141,9 +145,9 @@ def read_inputs(paths: list[str], on_error: str = "raise") -> pd.DataFrame:
                 raise
             row = {"source": str(path), "formula": "", "structure": None, "error": str(exc)}
         frames.append(pd.DataFrame([row]))
-    if not frames:
-        raise InputFileError("No inputs given.")
-    out = pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(out) == 0:
+        raise InputFileError(f"The inputs ({', '.join(paths)}) hold no rows to predict.")
     if "error" in out.columns:
         out["error"] = out["error"].fillna("")
     return out

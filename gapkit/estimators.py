@@ -211,12 +211,13 @@ class BandGapEstimator:
             for z in numbers:
                 if z >= len(known) or not known[z]:
                     covered = np.flatnonzero(known)
+                    lo, hi = int(covered.min()), int(covered.max())
+                    holes = ", with gaps" if len(covered) < hi - lo + 1 else ""
                     raise ElementOutsideTableError(
                         f"{what()} contains {Element.from_Z(int(z)).symbol} (Z={z}), which has no vector in this "
-                        f"model's element table {name!r} (it covers Z={covered.min()}-{covered.max()}, "
-                        f"{Element.from_Z(int(covered.min())).symbol} to {Element.from_Z(int(covered.max())).symbol}"
-                        f"{', with gaps' if len(covered) < covered.max() - covered.min() + 1 else ''}). Remove the row, "
-                        "or skip bad rows with predict(..., errors='skip') / gapkit predict --on-error skip."
+                        f"model's element table {name!r} (it covers Z={lo}-{hi}, {Element.from_Z(lo).symbol} to "
+                        f"{Element.from_Z(hi).symbol}{holes}). Remove the row, or skip bad rows with "
+                        "predict(..., errors='skip') / gapkit predict --on-error skip."
                     )
 
     def _featurize(self, X: Any, targets: np.ndarray | None = None, skip_errors: bool = False,
@@ -245,8 +246,8 @@ class BandGapEstimator:
                     comp = parse_formula(formula)
                     if p["max_elements"] is not None and len(comp) > p["max_elements"]:
                         raise FormulaError(f"Formula {formula!r} has {len(comp)} elements, more than this model's "
-                                           f"max_elements={p['max_elements']}; leave max_elements=None (the default) to "
-                                           "take any number of elements.")
+                                           f"max_elements={p['max_elements']}; leave max_elements=None (the "
+                                           "default) to take any number of elements.")
                     self._check_elements([el.Z for el in comp], element_tables, lambda: f"Formula {formula!r}")
                     comps[i] = comp
                 except (FormulaError, ElementOutsideTableError) as exc:
@@ -307,11 +308,13 @@ class BandGapEstimator:
         for reason, mask in problems.items():
             if mask.any():
                 labels = [str(x) for x in df.index[mask][:5]]
-                parts.append(f"{int(mask.sum())} {reason} (rows {', '.join(labels)}{', ...' if mask.sum() > 5 else ''})")
+                more = ", ..." if mask.sum() > 5 else ""
+                parts.append(f"{int(mask.sum())} {reason} (rows {', '.join(labels)}{more})")
         summary = f"{int(bad.sum())} of {len(df)} {what} rows have unusable {TARGET!r} values: {'; '.join(parts)}"
         if self.params["bad_targets"] == "raise":
             raise BadTargetError(f"{summary}. A band gap must be a finite number from 0 to {MAX_PLAUSIBLE_GAP_EV:g} "
-                                 "eV: fix or remove these rows, or pass bad_targets='drop' to drop them with a warning.")
+                                 "eV: fix or remove these rows, or pass bad_targets='drop' to drop them with a "
+                                 "warning.")
         warnings.warn(f"Dropped {summary}.", BadTargetsWarning, stacklevel=3)
         if bad.all():
             raise EmptyInputError(f"No {what} rows left after dropping the unusable {TARGET!r} values.")
@@ -467,7 +470,8 @@ class BandGapEstimator:
                                  f"{type(exc).__name__}: {str(exc)[:200]}). {remedy}") from exc
         if not isinstance(blob, dict) or "format" not in blob or "estimator" not in blob:
             raise ModelFileError(f"{path} is not a gapkit estimator file: torch can read it, but it was not written "
-                                 f"by gapkit's estimator.save() (a Lightning checkpoint or a bare state_dict?). {remedy}")
+                                 "by gapkit's estimator.save() (a Lightning checkpoint or a bare state_dict?). "
+                                 f"{remedy}")
         if blob["format"] != _FORMAT_VERSION:
             raise ModelFileError(f"{path} is a gapkit estimator file of format {blob['format']}, but this gapkit "
                                  f"reads format {_FORMAT_VERSION}: use the gapkit version that saved it.")

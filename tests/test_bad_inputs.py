@@ -267,7 +267,8 @@ def graph_cache_is_announced_and_can_be_switched_off(kit):
 
 def eight_element_formula(kit):
     df = pd.concat([kit.frame, pd.DataFrame([{"formula": MINERAL, "gap_ev": 5.5}])], ignore_index=True)
-    model = CrabNet(**kit.p(CrabNet)).fit(df.iloc[:10].drop(columns="structure"), df.iloc[10:].drop(columns="structure"))
+    df = df.drop(columns="structure")  # formulas only, as a composition user has them
+    model = CrabNet(**kit.p(CrabNet)).fit(df.iloc[:10], df.iloc[10:])
     assert np.isfinite(model.predict([MINERAL, "NaCl"])["gap_ev"]).all()
     # a file saved while max_elements was fixed at 7 still predicts any width
     blob = torch.load(kit.crab_file, weights_only=False)
@@ -344,6 +345,20 @@ def csv_without_formula_column(kit):
     read_inputs([str(kit.tmp / "noformula.csv")])
 
 
+def empty_csv_file(kit):
+    from gapkit.cli import read_inputs
+
+    (kit.tmp / "blank.csv").write_text("")
+    read_inputs([str(kit.tmp / "blank.csv")])
+
+
+def csv_with_a_header_only(kit):
+    from gapkit.cli import read_inputs
+
+    (kit.tmp / "header.csv").write_text("formula\n")
+    read_inputs([str(kit.tmp / "header.csv")])
+
+
 def training_diverges(kit):
     CrabNet(**kit.p(CrabNet, lr_max=1e30, lr_min=1e30, max_epochs=3)).fit(kit.frame.iloc[:9], kit.frame.iloc[9:])
 
@@ -390,6 +405,8 @@ ROWS = [
     ("unparsable-cif", unparsable_cif, CIFParseError, "bad.cif"),
     ("unreadable-structure-file", unreadable_structure_file, InputFileError, "neither pymatgen"),
     ("csv-without-formula-column", csv_without_formula_column, InputFileError, "'formula' column"),
+    ("empty-csv-file", empty_csv_file, InputFileError, "blank.csv is empty"),
+    ("csv-with-a-header-only", csv_with_a_header_only, InputFileError, "no rows"),
     ("training-diverges", training_diverges, NonFiniteMetricError, "training diverged"),
 ]
 
