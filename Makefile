@@ -36,10 +36,11 @@ execute: install
 	    --log-level WARNING || exit 1; \
 	done
 
+# Renders the executed notebooks, then checks that the book works offline: no page may load a script or
+# stylesheet from outside _build/html (MathJax is served from the build by sphinx-mathjax-offline).
 html: install
 	$(BIN)/jupyter-book build . --builder html
 	@test -f _build/html/index.html && echo "Book: _build/html/index.html"
-	# the book must work offline: no page may load a script or stylesheet from outside _build/html
 	$(BIN)/python .ci/check_offline.py _build/html
 
 # Re-executes the reproduction page alone (seconds): run it after committing a new record in results/.
