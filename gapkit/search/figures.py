@@ -138,3 +138,30 @@ def plot_success_curves(systems: dict[str, pd.DataFrame],
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_success_bands(runs: dict[str, dict[str, pd.Series]], level: float = 0.9) -> plt.Figure:
+    """One panel per system (``{system: {method label: per-seed calls, inf = not found}}``): the fraction of seeds
+    that had found the reference by each number of oracle calls, with its Wilson interval (``level``) shaded."""
+    from gapkit.search.compare import wilson_interval
+
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.4), squeeze=False)
+    colors = plt.cm.tab10.colors
+    for ax, (system, methods) in zip(axes[0], runs.items()):
+        top = max(float(np.nanmax(np.where(np.isfinite(c), c, 0))) for c in methods.values())
+        budgets = np.unique(np.geomspace(1, max(top, 10) * 1.5, 200).astype(int))
+        for color, (label, calls) in zip(colors, methods.items()):
+            calls = np.asarray(calls, dtype=float)
+            hits = (calls[None, :] <= budgets[:, None]).sum(axis=1)
+            bands = np.array([wilson_interval(int(h), len(calls), level) for h in hits])
+            ax.step(budgets, hits / len(calls), where="post", color=color, label=f"{label} ({len(calls)} seeds)")
+            ax.fill_between(budgets, bands[:, 0], bands[:, 1], step="post", color=color, alpha=0.15, lw=0)
+        ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_title(system)
+        ax.set_xlabel("oracle calls")
+        ax.set_ylabel("seeds that found it")
+        ax.set_ylim(-0.03, 1.03)
+    axes[0][0].legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig

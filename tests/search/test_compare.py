@@ -330,3 +330,23 @@ def test_the_relaxed_match_settled_computed_is_not_relaxed_again_for_the_row():
     assert relaxed_outcomes(single.improvements, reference, counted_emt, relaxed=test.relaxed) == fresh
     assert not made  # the slot's relaxation was used
     assert relaxed_outcomes(single.improvements, reference, counted_emt) == fresh and made
+
+
+def test_wilson_interval_and_headline_row():
+    import pandas as pd
+
+    from gapkit.search.compare import headline_row, wilson_interval
+
+    low, high = wilson_interval(10, 10)
+    assert 0.7 < low < 0.85 and high == 1.0  # all seeds found: the interval still admits misses
+    low, high = wilson_interval(0, 5)
+    assert low == 0.0 and 0.3 < high < 0.5
+    with pytest.raises(ValueError):
+        wilson_interval(0, 0)
+    inf = float("inf")
+    ga = pd.DataFrame({"seed": range(4), "budget": 500, "ga_potential": [10.0, 20.0, 30.0, inf]})
+    rs = pd.DataFrame({"seed": range(4), "budget": 3000, "random": [100.0, 200.0, inf, inf]})
+    row = headline_row(ga, rs)
+    assert row["GA: found"].startswith("3/4 (") and row["random: found"].startswith("2/4 (")
+    assert row["GA: calls to 50 %"] == 20 and row["random: calls to 50 %"] == 200
+    assert row["fewer calls"] == "10.0x"

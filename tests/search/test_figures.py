@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
+import pytest
 
 from gapkit.search.figures import plot_success_curves
 
@@ -43,3 +44,16 @@ def test_success_curves_draw_other_runs_of_the_ga_in_its_colour_with_their_own_s
     assert dash_dot.get_label() == "GA + potential, screened"
     x, y = dash_dot.get_data()
     assert x[-1] == 1000 and y[x == 34][0] == 0 and y[-1] == 0.5
+
+
+def test_success_bands_shade_an_interval_around_each_curve():
+    from gapkit.search.figures import plot_success_bands
+
+    fig = plot_success_bands({"Si": {"GA": pd.Series([10.0, 20.0, inf]), "random": pd.Series([300.0, inf, inf])},
+                              "TiO2": {"GA": pd.Series([5.0, 6.0])}})
+    left, right = fig.axes
+    ga, rs = left.get_lines()[:2]
+    assert ga.get_label() == "GA (3 seeds)" and rs.get_label() == "random (3 seeds)"
+    x, y = ga.get_data()
+    assert y[x == 20][0] == pytest.approx(2 / 3) and y[-1] == pytest.approx(2 / 3)
+    assert len(left.collections) == 2 and len(right.collections) == 1  # one shaded band per curve

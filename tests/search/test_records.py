@@ -1,0 +1,62 @@
+"""Selecting recorded searches by the settings stored inside them (tiny records written to a temporary folder)."""
+
+import math
+
+import pytest
+
+from gapkit.results import record_results
+from gapkit.search.records import (RECOMMENDED, latest_run, record_methods, record_settings, search_records,
+                                   select_records, settings_differences)
+
+
+def _write(folder, name, formula, n_atoms, rows, settings=None):
+    metrics = {"formula": formula, "n_atoms": n_atoms, "per_seed": rows, "summary": {}}
+    if settings is not None:
+        metrics["settings"] = settings
+    record_results("search", name, metrics, device="cpu", wall_time_s=1.0, directory=folder)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    ga = [{"seed": s, "budget": 300, "ga_potential": 100.0 + s} for s in range(3)]
+    _write(tmp_path, "zz-misleading-name", "Si", 8, ga, RECOMMENDED)
+    _write(tmp_path, "recommended-TiO2", "Si", 8, [{**r, "ga_potential": None} for r in ga],
+           {**RECOMMENDED, "stale_random_relaxations": 0})
+    _write(tmp_path, "first", "Si", 8, [{"seed": 0, "budget": 90, "ga_potential": 50.0, "random": None,
+                                         "ase_ga": 80.0}])  # predates stored settings
+    _write(tmp_path, "random", "Si", 8, [{"seed": s, "budget": 3000, "random": 600.0} for s in range(3)],
+           {"final_rounds": 1, "methods": ["random"]})
+    _write(tmp_path, "other", "TiO2", 6, ga, RECOMMENDED)
+    return tmp_path
+
+
+def test_records_are_found_by_their_settings_not_their_names(folder):
+    records = search_records(folder)
+    assert len(records) == 5
+    (match,) = select_records(records, formula="Si", n_atoms=8, method="ga_potential", **RECOMMENDED)
+    assert match["profile"] == "zz-misleading-name"
+    calls, record = latest_run(records, formula="Si", n_atoms=8, **{**RECOMMENDED, "stale_random_relaxations": 0})
+    assert record["profile"] == "recommended-TiO2" and (calls["ga_potential"] == math.inf).all()
+    assert settings_differences(record) == {"stale_random_relaxations": 0}
+
+
+def test_records_without_stored_settings_read_the_old_defaults(folder):
+    records = search_records(folder)
+    (first,) = select_records(records, formula="Si", final_rounds=1, method="ase_ga")
+    assert record_settings(first)["screen_final_picks"] is False
+    assert record_methods(first) == ("ga_potential", "random", "ase_ga")
+    calls, _ = latest_run(records, formula="Si", method="random", seeds=range(3))
+    assert list(calls["seed"]) == [0, 1, 2] and (calls["random"] == 600.0).all()
+    assert latest_run(records, formula="Si", method="random", seeds=range(4)) is None  # seed 3 not recorded
+
+
+def test_unknown_settings_and_methods_are_refused(folder):
+    with pytest.raises(ValueError, match="Unknown search setting"):
+        select_records(search_records(folder), final_round=40)
+    with pytest.raises(ValueError, match="Unknown method"):
+        select_records(search_records(folder), method="ga")
+
+
+def test_the_committed_records_hold_the_recommended_method_for_two_systems():
+    assert select_records(formula="TiO2", n_atoms=6, method="ga_potential", **RECOMMENDED)
+    assert select_records(formula="Si", n_atoms=8, method="ga_potential", **RECOMMENDED)
