@@ -69,9 +69,14 @@ def _profile_rank(profile: str) -> int:
 
 
 def find_metric(records: list[dict[str, Any]], chapter: str, key: str) -> tuple[dict[str, Any], Any] | None:
-    """The record of ``chapter`` holding ``key`` whose profile is closest to the papers' (full first), and the value."""
-    hits = [(rec, _flatten(rec["metrics"])[key]) for rec in records
-            if rec["chapter"] == chapter and key in _flatten(rec["metrics"])]
+    """The record of ``chapter`` holding ``key`` (or ``key_mean``) whose profile is closest to the papers' (full first), and the value."""
+    hits = []
+    for rec in records:
+        flat = _flatten(rec["metrics"]) if rec["chapter"] == chapter else {}
+        # repeated-split records keep the mean under '<split>_mean' (models-full: mp_mae.CGCNN.test_mean)
+        found = next((k for k in (key, f"{key}_mean") if k in flat), None)
+        if found is not None:
+            hits.append((rec, flat[found]))
     if not hits:
         return None
     return min(hits, key=lambda hit: (_profile_rank(hit[0]["profile"]), hit[0]["profile"]))

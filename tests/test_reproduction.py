@@ -92,3 +92,10 @@ def test_chapter_view_is_one_narrow_table_per_chapter():
     assert row["gapkit's data [profile]"] == "MP crystals, gap > 0, 3,000 sampled [medium]"
     with pytest.raises(KeyError):
         chapter_view(table, "nope")
+
+
+def test_repeated_split_means_are_found_and_full_beats_medium():
+    medium = _record("models", "medium", {"mp_mae": {"CGCNN": {"test": 0.75}}, "n_mp": 3000})
+    full = _record("models", "full", {"mp_mae": {"CGCNN": {"test_mean": 0.5, "test_std": 0.01}}, "n_mp": 20966})
+    record, value = find_metric([medium, full], "models", "mp_mae.CGCNN.test")
+    assert record["profile"] == "full" and value == 0.5
