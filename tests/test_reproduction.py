@@ -99,3 +99,16 @@ def test_repeated_split_means_are_found_and_full_beats_medium():
     full = _record("models", "full", {"mp_mae": {"CGCNN": {"test_mean": 0.5, "test_std": 0.01}}, "n_mp": 20966})
     record, value = find_metric([medium, full], "models", "mp_mae.CGCNN.test")
     assert record["profile"] == "full" and value == 0.5
+
+
+def test_committed_reproduction_page_is_current():
+    # the page must be re-executed (`make reproduction`) whenever a record or a published number changes;
+    # nbval checks this too, but only in the notebook stage of `make test`
+    import nbformat
+
+    nb = nbformat.read(repo_root() / "book" / "reproduction.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.strip() == "table")
+    committed = next(o for o in cell.outputs if o.output_type == "execute_result").data["text/html"]
+    with pd.option_context("display.max_rows", 500, "display.max_colwidth", None):
+        current = comparison_table()._repr_html_()
+    assert committed == current, "book/reproduction.ipynb is out of date: run `make reproduction` and commit it"
