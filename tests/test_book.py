@@ -66,3 +66,22 @@ def test_ci_runs_the_readmes_test_command():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^test: install unit nbval$", makefile, flags=re.M)  # each notebook executed once
     assert "check_offline.py" in makefile
+
+
+# distributions used as tools (commands, plugins, kernels), not imported by our code
+_TOOLS = {"jupyter-book", "sphinx-mathjax-offline", "papermill", "ipykernel", "pytest", "nbval", "gapkit"}
+_IMPORT_NAMES = {"scikit-learn": "sklearn", "pytorch-optimizer": "pytorch_optimizer", "ase-ga": "ase_ga"}
+
+
+def test_every_declared_dependency_is_imported():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [*project["dependencies"], *(d for extra in project["optional-dependencies"].values() for d in extra)]
+    names = {re.match(r"[A-Za-z0-9_.-]+", d).group(0).lower() for d in declared} - _TOOLS
+    sources = [p.read_text(errors="replace") for folder in ("gapkit", "tests", "benchmarks")
+               for p in (ROOT / folder).rglob("*.py")] + [p.read_text() for p in (ROOT / "book").glob("*.ipynb")]
+    text = "\n".join(sources)
+    unused = sorted(n for n in names
+                    if not re.search(rf"(?:^|\W)(?:import|from)\s+{_IMPORT_NAMES.get(n, n.replace('-', '_'))}\b", text))
+    assert not unused, f"declared in pyproject.toml but imported nowhere: {unused}"
