@@ -65,7 +65,7 @@ CGCNN_PARAMS = dict(node_features="atom_init", node_dim=64, n_conv=3, hidden_dim
 TRAIN_PARAMS = dict(max_epochs=300, batch_size=256, patience=20, lr_min=1e-4, lr_max=1e-2, cycle_epochs=2,
                     weight_decay=0.0, seed=0, device="auto", devices=1, mixed_precision=True, progress=True,
                     run_dir=None, graph_cache=True, fused_edges="auto", keep_allocations=True,
-                    bad_targets="raise", disorder="raise")
+                    bad_targets="raise", disorder="raise", loss="laplace")
 # the widest measured band gaps are ~14 eV (LiF); a training target above this is a unit or data error
 MAX_PLAUSIBLE_GAP_EV = 20.0
 # predictions of more rows than this show a progress bar (smaller ones finish in about a second)
@@ -358,7 +358,7 @@ class BandGapEstimator:
         fused = p["fused_edges"] is True or (p["fused_edges"] == "auto" and n_batches >= FUSED_MIN_BATCHES)
         use_fused_edges(model, fused)
         task = BandGapTask(model, mean, std, lr_min=p["lr_min"], lr_max=p["lr_max"],
-                           cycle_epochs=p["cycle_epochs"], weight_decay=p["weight_decay"])
+                           cycle_epochs=p["cycle_epochs"], weight_decay=p["weight_decay"], loss=p["loss"])
         keep_run = bool(p["run_dir"])
         run_dir = Path(p["run_dir"]) if keep_run else Path(tempfile.mkdtemp(prefix="gapkit-run-"))
         if keep_run and not resume and run_dir.exists():
@@ -404,7 +404,9 @@ class BandGapEstimator:
                 disorder: Literal["raise", "majority"] | None = None) -> pd.DataFrame:
         """DataFrame with ``gap_ev`` (clipped at 0: a band gap is never negative) and ``uncertainty_ev``.
 
-        ``uncertainty_ev`` is the Laplace scale of the prediction. ``errors="skip"`` keeps going past rows
+        ``uncertainty_ev`` is the Laplace scale b (eV) of the prediction, ``exp(S)/2 * target_std`` (see
+        ``gapkit.train.losses.laplace_scale``): the model's expected |error| (a model trained with
+        ``loss="l1"`` has no meaningful one). ``errors="skip"`` keeps going past rows
         that cannot be featurised (bad formula, element outside the model's table, disordered or empty
         structure): they get NaN and their message in an extra ``error`` column (empty for good rows).
         ``disorder`` overrides the estimator's policy for partially occupied sites ("majority" or "raise").
@@ -456,7 +458,11 @@ class BandGapEstimator:
 
     @classmethod
     def load(cls, path: Path | str) -> BandGapEstimator:
-        """Read an estimator written by ``save`` (any of CrabNet, CGCNN, CGCrabNet)."""
+        """Read an estimator written by ``save`` (any of CrabNet, CGCNN, CGCrabNet); load only files you trust.
+
+        The file is a pickle (parameters beside the weights), so a file from an unknown source can run code.
+        A missing file raises FileNotFoundError; a corrupt, truncated or foreign one ModelFileError.
+        """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"No saved model at {path}: give the path of a file written by estimator.save().")

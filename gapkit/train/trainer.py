@@ -70,8 +70,8 @@ class StopOnNonFinite(Callback):
             if ("loss" in name or "mae" in name) and not math.isfinite(float(value)):
                 raise NonFiniteMetricError(
                     f"{name} became {float(value)} at epoch {trainer.current_epoch}: training diverged. "
-                    "Lower the learning rate (lr_max), check the inputs for NaN or extreme values, or start from "
-                    f"an earlier checkpoint (run folder: {self.run_dir})."
+                    "Lower the learning rate (lr_max) or check the inputs for NaN or extreme values. A kept run "
+                    f"folder ({self.run_dir}) holds the checkpoints of the epochs before."
                 )
 
 
