@@ -428,3 +428,29 @@ def headline_row(ga: pd.DataFrame, random: pd.DataFrame) -> dict[str, object]:
     row["fewer calls"] = f"{saving['ratio is'].replace('=', '')}{saving['ratio']:.1f}x"
     row["90 % interval"] = saving["ratio, 90 % bootstrap"]
     return row
+
+
+def table2_beside_paper(formula: str, ours: dict[str, tuple[Atoms, float]]) -> pd.DataFrame:
+    """The paper's Table 2 for ``formula`` (its found and experimental structures: conventional a, b, c in Å and
+    the DFT total energy of its cell) beside ``ours`` (``{label: (atoms, oracle energy per atom in eV)}``), whose
+    energies are scaled to the paper's cell. Energies of different oracles differ in kind: compare lattices across
+    sources and energies within one."""
+    from gapkit.results import published_table
+
+    table = published_table("search", "Table 2")
+    rows = table[table["dataset"].str.split().str[0] == formula]
+    if rows.empty:
+        raise ValueError(f"The paper's Table 2 has no {formula}; it lists Si, TiO2 and CaTiO3.")
+    n_cell = int(rows["dataset"].iloc[0].split()[1])
+    paper = rows.set_index("metric")
+    out = []
+    for column, label in (("experiment", "paper: experimental structure (DFT)"), ("found", "paper: GA + NN found (DFT)")):
+        a = float(paper.loc["lattice a", column])
+        c = float(paper.loc["lattice c", column]) if "lattice c" in paper.index else a  # cubic rows give a alone
+        out.append({"structure": label, "a (Å)": a, "b (Å)": a, "c (Å)": c,
+                    f"E per {n_cell}-atom cell (eV)": float(paper.loc["E (DFT total)", column])})
+    for label, (atoms, energy_per_atom) in ours.items():
+        a, b, c = conventional_lattice(atoms)
+        out.append({"structure": label, "a (Å)": round(a, 3), "b (Å)": round(b, 3), "c (Å)": round(c, 3),
+                    f"E per {n_cell}-atom cell (eV)": round(energy_per_atom * n_cell, 2)})
+    return pd.DataFrame(out)

@@ -102,3 +102,83 @@ def settings_differences(record: dict[str, Any], reference: dict[str, Any] | Non
     reference = RECOMMENDED if reference is None else reference
     stored = record_settings(record)
     return {key: stored[key] for key in reference if stored[key] != reference[key]}
+
+
+# a record's setting name -> the SearchConfig field it stands for (``stopped_when_found`` is the benchmark's stop
+# rule, ``run_search(stop_when=compare.Settled(...))``, not a field)
+CONFIG_FIELDS = {"final_rounds": "final_rounds", "round_patience": "round_patience",
+                 "frames_every": "relaxation_frames_every", "total_budget": "total_budget",
+                 "screen_final_picks": "screen_final_picks", "relax_per_round": "relax_per_round",
+                 "known_error_cap": "known_error_cap", "stale_random_relaxations": "stale_random_relaxations"}
+
+
+def config_overrides(settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The SearchConfig fields (for ``dataclasses.replace`` of a profile's config) that ``settings`` (default
+    :data:`RECOMMENDED`) stand for."""
+    settings = RECOMMENDED if settings is None else settings
+    return {CONFIG_FIELDS[key]: value for key, value in settings.items() if key in CONFIG_FIELDS}
+
+
+def recommended_run(formula: str, n_atoms: int,
+                    records: Iterable[dict[str, Any]] | None = None) -> tuple[pd.DataFrame, dict] | None:
+    """Per-seed calls and record of the newest run of the :data:`RECOMMENDED` method on ``formula`` in cells of
+    ``n_atoms`` (None if none). Random starts after a stale round change a search only once a final round found no
+    lower energy, so where no record has them the newest record identical but for them stands in; its
+    :func:`settings_differences` say so."""
+    records = search_records() if records is None else list(records)
+    run = latest_run(records, formula=formula, n_atoms=n_atoms, method="ga_potential", **RECOMMENDED)
+    if run is None:
+        run = latest_run(records, formula=formula, n_atoms=n_atoms, method="ga_potential",
+                         **{**RECOMMENDED, "stale_random_relaxations": 0})
+    return run
+
+
+def savings_table(variants: dict[str, dict[str, Any]], systems: list[tuple[str, int]],
+                  records: Iterable[dict[str, Any]] | None = None, newest: bool = True,
+                  seeds: Iterable[int] | None = range(10)) -> pd.DataFrame:
+    """For each variant (``{label: settings}``) and system (formula, atoms per cell) that has a GA record, the GA's
+    success and calls to 50 % against the newest random-search record of the same seeds
+    (:func:`gapkit.search.compare.oracle_savings`), with the record's commit. Only records holding every seed of
+    ``seeds`` count (None: any); ``newest=False`` takes the oldest record of those settings instead (an earlier
+    version of the search code)."""
+    from gapkit.search.compare import oracle_savings
+
+    records = search_records() if records is None else list(records)
+    rows = []
+    for label, settings in variants.items():
+        for formula, n_atoms in systems:
+            found = select_records(records, formula=formula, n_atoms=n_atoms, method="ga_potential", seeds=seeds,
+                                   **settings)
+            if not found:
+                continue
+            record = found[0] if newest else found[-1]
+            ga = per_seed_calls(record)
+            random = latest_run(records, formula=formula, n_atoms=n_atoms, method="random", seeds=ga["seed"])
+            saving = oracle_savings(ga, random[0]) if random is not None else {}
+            rows.append({"variant": label, "system": f"{formula}, {n_atoms} atoms",
+                         "GA found": f"{int(np.isfinite(ga['ga_potential']).sum())}/{len(ga)}",
+                         "GA calls to 50 %": saving.get("GA calls to 50 %", np.nan),
+                         "random calls to 50 %": saving.get("random calls to 50 %", np.nan),
+                         "fewer calls": saving.get("ratio", np.nan),
+                         "90 % interval": saving.get("ratio, 90 % bootstrap", "-"),
+                         "commit": record["provenance"]["commit"][:7]})
+    return pd.DataFrame(rows)
+
+
+def records_overview(records: Iterable[dict[str, Any]] | None = None) -> pd.DataFrame:
+    """One row per search record, oldest first: what it ran (system, methods, seeds), how its settings differ from
+    :data:`RECOMMENDED`, and the commit and day it was finished."""
+    records = search_records() if records is None else list(records)
+    rows = []
+    for record in sorted(records, key=lambda r: r["provenance"].get("finished_utc") or ""):
+        seeds, methods = record_seeds(record), record_methods(record)
+        if "ga_potential" in methods:
+            unlike = ", ".join(f"{k}={v}" for k, v in settings_differences(record).items()) or "-"
+        else:  # the GA's settings mean nothing in a record of the baselines alone
+            unlike = f"(no GA; up to {max(row['budget'] for row in record['metrics']['per_seed'])} calls)"
+        rows.append({"record": record["profile"], "system": f"{record['metrics'].get('formula')}, "
+                     f"{record['metrics'].get('n_atoms')} atoms", "methods": ", ".join(methods),
+                     "seeds": f"{seeds[0]}-{seeds[-1]}" if seeds else "", "settings unlike the recommended": unlike,
+                     "commit": record["provenance"]["commit"][:7],
+                     "finished": (record["provenance"].get("finished_utc") or "")[:10]})
+    return pd.DataFrame(rows)

@@ -350,3 +350,16 @@ def test_wilson_interval_and_headline_row():
     assert row["GA: found"].startswith("3/4 (") and row["random: found"].startswith("2/4 (")
     assert row["GA: calls to 50 %"] == 20 and row["random: calls to 50 %"] == 200
     assert row["fewer calls"] == "10.0x"
+
+
+def test_table2_beside_paper_scales_our_energy_to_the_papers_cell():
+    from gapkit.search.compare import table2_beside_paper
+
+    table = table2_beside_paper("Si", {"ours": (bulk("Si", "diamond", a=5.45), -5.3)})
+    assert list(table["structure"]) == ["paper: experimental structure (DFT)", "paper: GA + NN found (DFT)", "ours"]
+    ours = table.iloc[-1]
+    assert ours["a (Å)"] == pytest.approx(5.45, abs=1e-3) and ours["c (Å)"] == pytest.approx(5.45, abs=1e-3)
+    assert ours["E per 8-atom cell (eV)"] == pytest.approx(-42.4)
+    assert table.iloc[0]["E per 8-atom cell (eV)"] == -43.19
+    with pytest.raises(ValueError, match="no GaAs"):
+        table2_beside_paper("GaAs", {})

@@ -60,3 +60,39 @@ def test_unknown_settings_and_methods_are_refused(folder):
 def test_the_committed_records_hold_the_recommended_method_for_two_systems():
     assert select_records(formula="TiO2", n_atoms=6, method="ga_potential", **RECOMMENDED)
     assert select_records(formula="Si", n_atoms=8, method="ga_potential", **RECOMMENDED)
+
+
+def test_recommended_run_falls_back_to_the_record_without_random_starts(folder):
+    from gapkit.search.records import recommended_run
+
+    records = search_records(folder)
+    _, record = recommended_run("Si", 8, records)
+    assert record["profile"] == "zz-misleading-name"
+    _, record = recommended_run("Si", 8, [r for r in records if r["profile"] != "zz-misleading-name"])
+    assert settings_differences(record) == {"stale_random_relaxations": 0}
+    assert recommended_run("CaTiO3", 5, records) is None
+
+
+def test_config_overrides_name_searchconfig_fields():
+    import dataclasses
+
+    from gapkit.search.profiles import search_config
+    from gapkit.search.records import config_overrides
+
+    config = dataclasses.replace(search_config("quick", "Si", 2), **config_overrides())
+    assert config.relaxation_frames_every == 5 and config.stale_random_relaxations == 1
+    assert config.screen_final_picks and config.relax_per_round == 3 and config.total_budget == 1000
+
+
+def test_savings_table_and_overview(folder):
+    from gapkit.search.records import records_overview, savings_table
+
+    records = search_records(folder)
+    table = savings_table({"recommended": RECOMMENDED}, [("Si", 8), ("TiO2", 6)], records, seeds=range(3))
+    assert list(table["system"]) == ["Si, 8 atoms", "TiO2, 6 atoms"]
+    assert table.loc[1, "90 % interval"] == "-"  # no random-search record of TiO2: no ratio
+    assert table.loc[0, "GA found"] == "3/3" and table.loc[0, "GA calls to 50 %"] == 101
+    assert table.loc[0, "random calls to 50 %"] == 600 and table.loc[0, "fewer calls"] == 600 / 101
+    overview = records_overview(records)
+    assert len(overview) == 5
+    assert overview.set_index("record").loc["first", "settings unlike the recommended"].startswith("final_rounds=1")
