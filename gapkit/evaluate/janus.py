@@ -138,7 +138,7 @@ def table4_mae(comparison: pd.DataFrame, truth: str = "paper DFT") -> pd.Series:
     return comparison[cols].sub(comparison[truth], axis=0).abs().mean().rename("MAE vs " + truth)
 
 
-def metal_classifier_cv(X: np.ndarray, is_metal: np.ndarray, config: CVConfig) -> dict[str, float]:
+def metal_classifier_cv(X: np.ndarray, is_metal: np.ndarray, config: CVConfig, n_trees: int = 100) -> dict[str, float]:
     """Repeated stratified K-fold of a random-forest metal/semiconductor classifier; accuracy, balanced accuracy, AUC."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
@@ -149,7 +149,7 @@ def metal_classifier_cv(X: np.ndarray, is_metal: np.ndarray, config: CVConfig) -
     for r in range(config.n_repeats):
         cv = StratifiedKFold(config.n_outer, shuffle=True, random_state=config.seed * 1000 + r)
         for train, test in cv.split(X, yb):
-            clf = RandomForestClassifier(n_estimators=200, random_state=config.seed * 1000 + r, n_jobs=1)
+            clf = RandomForestClassifier(n_estimators=n_trees, random_state=config.seed * 1000 + r, n_jobs=1)
             clf.fit(X[train], yb[train])
             prob = clf.predict_proba(X[test])[:, 1]
             acc.append(accuracy_score(yb[test], prob > 0.5))
