@@ -30,7 +30,7 @@ OUTPUT_COLUMNS = """output columns (CSV, one row per input row, in input order):
   formula         the formula (reduced formula for structure files; as written for CSV rows)
   <other>         any other columns of an input CSV, unchanged
   gap_ev          predicted band gap in eV; never negative (the model's raw output is clipped at 0)
-  uncertainty_ev  the model's uncertainty in eV (scale of its Laplace distribution)
+  uncertainty_ev  the Laplace scale b in eV: the expected |error| (std = 1.41 b)
   error           with --on-error skip only: why the row has no prediction (empty for good rows)
 
 exit status: 0 every row predicted; 1 some rows skipped (--on-error skip); 2 bad usage or input."""

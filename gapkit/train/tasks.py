@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from gapkit.featurize.graphs import CrystalGraph, collate_graphs
-from gapkit.train.losses import laplace_nll
+from gapkit.train.losses import LOSSES, laplace_nll, laplace_scale  # noqa: F401 - laplace_nll re-exported
 
 
 class MaterialsDataset(Dataset):
@@ -68,26 +68,28 @@ class BandGapTask(L.LightningModule):
 
     def __init__(self, model: nn.Module, target_mean: float = 0.0, target_std: float = 1.0,
                  lr_min: float = 1e-4, lr_max: float = 1e-2, cycle_epochs: int = 2,
-                 weight_decay: float = 0.0) -> None:
+                 weight_decay: float = 0.0, loss: str = "laplace") -> None:
         super().__init__()
         if target_std <= 0 or not math.isfinite(target_std):
             raise ValueError(f"target_std must be a positive number, got {target_std}.")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}.")
         self.model = model
         self.register_buffer("target_mean", torch.tensor(float(target_mean)))
         self.register_buffer("target_std", torch.tensor(float(target_std)))
         self.save_hyperparameters(ignore=["model"])
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(gap in eV, uncertainty in eV = exp(S) * std) for a batch."""
+        """(gap in eV, Laplace scale b in eV = exp(S)/2 * std; see gapkit.train.losses) for a batch."""
         z, s = self.model.forward_batch(batch)
         z, s = z.float(), s.float()
-        return z * self.target_std + self.target_mean, torch.exp(s) * self.target_std
+        return z * self.target_std + self.target_mean, laplace_scale(s, self.target_std)
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         z, s = self.model.forward_batch(batch)
         z, s = z.float(), s.float()
         y = (batch["target"] - self.target_mean) / self.target_std
-        loss = laplace_nll(z, s, y)
+        loss = LOSSES[getattr(self.hparams, "loss", "laplace")](z, s, y)
         mae = ((z - y).abs() * self.target_std).mean()
         n = y.shape[0]
         # epoch means over all data-parallel ranks (a no-op in one process)
@@ -105,7 +107,7 @@ class BandGapTask(L.LightningModule):
         self._step(batch, "val")
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(gap, uncertainty) in eV."""
+        """(gap, Laplace scale) in eV."""
         return self(batch)
 
     def configure_optimizers(self):

@@ -64,7 +64,7 @@ def test_task_predicts_in_ev_with_the_stored_scaling():
     z, s = task.model.forward_batch(batch)
     gap, unc = task(batch)
     torch.testing.assert_close(gap, z * 3.0 + 2.0)
-    torch.testing.assert_close(unc, torch.exp(s) * 3.0)
+    torch.testing.assert_close(unc, torch.exp(s) / 2 * 3.0)  # the Laplace scale b = exp(S)/2 * std
 
 
 def test_training_cycles_the_lr_and_resumes_after_an_interrupt(tmp_path):
