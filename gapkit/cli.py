@@ -31,6 +31,8 @@ OUTPUT_COLUMNS = """output columns (CSV, one row per input row, in input order):
   <other>         any other columns of an input CSV, unchanged
   gap_ev          predicted band gap in eV; never negative (the model's raw output is clipped at 0)
   uncertainty_ev  the Laplace scale b in eV: the expected |error| (std = 1.41 b)
+  lower_ev, upper_ev  with --interval P only: a central P interval (scaled conformal when the model was
+                  calibrated with model.calibrate(val_df), else the raw Laplace interval, with a warning)
   error           with --on-error skip only: why the row has no prediction (empty for good rows)
 
 exit status: 0 every row predicted; 1 some rows skipped (--on-error skip); 2 bad usage or input."""
@@ -183,12 +185,19 @@ def predict_command(args: argparse.Namespace) -> int:
     out = inputs[keep].copy()
     out["gap_ev"] = float("nan")
     out["uncertainty_ev"] = float("nan")
+    if args.interval is not None:
+        out["lower_ev"] = float("nan")
+        out["upper_ev"] = float("nan")
     if skip:
         out["error"] = read_errors
     if len(readable):
-        pred = model.predict(readable, batch_size=args.batch_size, errors=args.on_error, disorder=disorder)
+        pred = model.predict(readable, batch_size=args.batch_size, errors=args.on_error, disorder=disorder,
+                             interval=args.interval)
         out.loc[readable.index, "gap_ev"] = pred["gap_ev"].to_numpy()
         out.loc[readable.index, "uncertainty_ev"] = pred["uncertainty_ev"].to_numpy()
+        if args.interval is not None:
+            for col in ("lower_ev", "upper_ev"):
+                out.loc[readable.index, col] = pred[col].to_numpy()
         if skip:
             out.loc[readable.index, "error"] = pred["error"].to_numpy()
     if args.output:
@@ -202,6 +211,17 @@ def predict_command(args: argparse.Namespace) -> int:
         logger.warning("%d of %d rows could not be predicted; see the 'error' column.", n_failed, len(out))
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def _level(text: str) -> float:
+    """An interval coverage level in (0, 1) from the command line."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"--interval is a coverage level between 0 and 1 (e.g. 0.9), got {text!r}")
+    return value
 
 
 def _version() -> str:
@@ -239,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="partially occupied sites: error, or majority (put the majority species on each such "
                         "site, an approximation); default: the model's own setting (error unless trained with "
                         "disorder='majority')")
+    p.add_argument("--interval", type=_level, default=None, metavar="P",
+                   help="add lower_ev and upper_ev, a central interval with coverage P (e.g. 0.9)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-graph-cache", action="store_true",
                    help="do not cache crystal graphs on disk (default: under $GAPKIT_CACHE_DIR/graphs or the "

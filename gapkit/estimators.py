@@ -95,6 +95,10 @@ class ElementOutsideTableError(ValueError):
     """An element the model has no vector for (outside its element table)."""
 
 
+class UncalibratedIntervalWarning(UserWarning):
+    """Intervals from the raw Laplace scale: the model was not calibrated on validation data (``calibrate``)."""
+
+
 class ModelFileError(ValueError):
     """A model file that is corrupt, truncated, or not written by gapkit's ``save``."""
 
@@ -119,6 +123,7 @@ class BandGapEstimator:
         self.task_: BandGapTask | None = None
         self.run_dir_: Path | None = None  # None after a fit in a temporary folder (removed)
         self.history_: pd.DataFrame | None = None
+        self.calibration_: dict[str, Any] | None = None  # set by calibrate(), saved with the model
 
     # ------------------------------------------------------------------ model construction
     def _tables(self) -> dict[str, np.ndarray]:
@@ -399,10 +404,55 @@ class BandGapEstimator:
             raise ValueError(f"This {type(self).__name__} is not fitted: call fit() or load() first.")
         return self.task_
 
+    def calibrate(self, val_df: pd.DataFrame, method: Literal["conformal_scaled", "recalibrated"] = "conformal_scaled",
+                  batch_size: int | None = None) -> BandGapEstimator:
+        """Fit the intervals of ``predict(X, interval=p)`` on validation data (column ``gap_ev``) never trained on.
+
+        Stores (and ``save`` writes) the normalised validation scores |error|/b, for scaled split-conformal
+        intervals ``gap +- q_p(|e|/b) * b`` (``method="conformal_scaled"``, the default: coverage >= p on
+        exchangeable data, at any p), and the one-factor recalibration c of the Laplace scale
+        (``method="recalibrated"``: ``gap +- c*b*ln(1/(1-p))``). See ``gapkit.evaluate.uncertainty``.
+        """
+        from gapkit.evaluate.uncertainty import recalibration_factor
+
+        if method not in ("conformal_scaled", "recalibrated"):
+            raise ValueError(f"method must be 'conformal_scaled' or 'recalibrated', got {method!r}.")
+        val_df = self._usable_targets(val_df, "calibration")
+        pred = self.predict(val_df, batch_size=batch_size)
+        errors = np.abs(pred["gap_ev"].to_numpy() - val_df[TARGET].to_numpy(dtype=np.float64))
+        scale = pred["uncertainty_ev"].to_numpy()
+        self.calibration_ = {"method": method, "n": int(len(errors)),
+                             "scores": np.sort(errors / scale).astype(np.float32).tolist(),
+                             "factor": recalibration_factor(errors, scale),
+                             "val_mae_ev": float(errors.mean())}
+        return self
+
+    def interval_halfwidth(self, scale_ev: np.ndarray, level: float, method: str | None = None) -> np.ndarray:
+        """Half-widths (eV) of central ``level`` intervals for these Laplace scales (see ``calibrate``)."""
+        from gapkit.evaluate.uncertainty import conformal_quantile, laplace_halfwidth
+
+        cal = self.calibration_
+        method = method or (cal["method"] if cal else "laplace")
+        if method != "laplace" and cal is None:
+            raise ValueError(f"Interval method {method!r} needs a calibrated model: call calibrate(val_df) first.")
+        if method == "laplace":
+            return laplace_halfwidth(scale_ev, level)
+        if method == "recalibrated":
+            return laplace_halfwidth(cal["factor"] * np.asarray(scale_ev, float), level)
+        if method == "conformal_scaled":
+            return conformal_quantile(np.asarray(cal["scores"], float), level) * np.asarray(scale_ev, float)
+        raise ValueError(f"Unknown interval method {method!r}; choose laplace, recalibrated or conformal_scaled.")
+
     @torch.no_grad()
     def predict(self, X: Any, batch_size: int | None = None, errors: Literal["raise", "skip"] = "raise",
-                disorder: Literal["raise", "majority"] | None = None) -> pd.DataFrame:
+                disorder: Literal["raise", "majority"] | None = None, interval: float | None = None,
+                interval_method: str | None = None) -> pd.DataFrame:
         """DataFrame with ``gap_ev`` (clipped at 0: a band gap is never negative) and ``uncertainty_ev``.
+
+        ``interval=p`` (e.g. 0.9) adds ``lower_ev`` and ``upper_ev``, a central p-interval (lower end clipped
+        at 0): scaled split-conformal on the validation set of ``calibrate`` (or its ``method``); an
+        uncalibrated model gives raw Laplace intervals, with an ``UncalibratedIntervalWarning``.
+        ``interval_method`` ("laplace", "recalibrated", "conformal_scaled") overrides the calibrated choice.
 
         ``uncertainty_ev`` is the Laplace scale b (eV) of the prediction, ``exp(S)/2 * target_std`` (see
         ``gapkit.train.losses.laplace_scale``): the model's expected |error| (a model trained with
@@ -439,6 +489,17 @@ class BandGapEstimator:
             gap[good] = torch.cat(gaps).clamp(min=0.0).numpy().astype(np.float64)
             unc[good] = torch.cat(uncs).numpy().astype(np.float64)
         out = pd.DataFrame({"gap_ev": gap, "uncertainty_ev": unc})
+        if interval is not None:
+            if not 0 < interval < 1:
+                raise ValueError(f"interval is a coverage level in (0, 1), e.g. 0.9; got {interval!r}.")
+            if self.calibration_ is None and interval_method in (None, "laplace"):
+                warnings.warn("Intervals from the raw Laplace scale: this model was not calibrated, so their "
+                              "coverage is not checked. Call model.calibrate(val_df) on data it was not trained "
+                              "on first.", UncalibratedIntervalWarning, stacklevel=3)
+            half = self.interval_halfwidth(np.where(np.isnan(unc), 1.0, unc), interval, interval_method)
+            half = np.where(np.isnan(unc), np.nan, half)
+            out["lower_ev"] = np.clip(gap - half, 0.0, None)
+            out["upper_ev"] = gap + half
         if errors == "skip":
             out["error"] = [failed.get(i, "") for i in range(n)]
         if isinstance(X, pd.DataFrame):
@@ -453,7 +514,8 @@ class BandGapEstimator:
         path.parent.mkdir(parents=True, exist_ok=True)
         params = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.params.items()}
         torch.save({"format": _FORMAT_VERSION, "estimator": type(self).__name__, "params": params,
-                    "state_dict": task.state_dict(), "hparams": dict(task.hparams)}, path)
+                    "state_dict": task.state_dict(), "hparams": dict(task.hparams),
+                    "calibration": self.calibration_}, path)
         return path
 
     @classmethod
@@ -496,6 +558,7 @@ class BandGapEstimator:
         task = BandGapTask(model, **blob["hparams"])
         task.load_state_dict(state)
         est.task_ = task.eval()
+        est.calibration_ = blob.get("calibration")  # absent in files saved before calibrate() existed
         return est
 
 

@@ -258,6 +258,23 @@ def evaluate_methods(val: pd.DataFrame, test: pd.DataFrame, methods: Sequence[st
     return pd.DataFrame(rows), headline
 
 
+def headline_metrics(predictions: dict[str, dict[str, pd.DataFrame]],
+                     methods: Sequence[str] = METHODS) -> dict[str, dict[str, dict[str, float | None]]]:
+    """``{model: {method: {coverage_90, width_90_ev, miscalibration_area, nll, spearman_nonzero}}}``.
+
+    ``predictions`` maps a model name to its {"val": ..., "test": ...} frames (see ``evaluate_methods``);
+    the recalibration factor is stored as ``factor`` under ``recalibrated``.
+    """
+    out = {}
+    for name, parts in predictions.items():
+        _, head = evaluate_methods(parts["val"], parts["test"], methods)
+        factor = head.pop("recalibration_factor")
+        if "recalibrated" in head:
+            head["recalibrated"]["factor"] = factor
+        out[name] = head
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- ensembles
 def ensemble_predictions(preds: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Combine member predictions: mean gap, spread (std over members), mean Laplace scale, and a total scale.
@@ -328,6 +345,7 @@ def shipped_predictions(name: str, cache_dir: Path | str | None = None,
 
 __all__ = ["LEVELS", "METHODS", "REPORT_LEVELS", "calibration_curve", "chemistry_table", "confidence_curve",
            "conformal_halfwidth", "conformal_quantile", "coverage", "dataset_of", "ensemble_predictions",
-           "error_uncertainty_spearman", "evaluate_methods", "interval_coverage", "laplace_halfwidth",
-           "laplace_interval", "laplace_scale", "mae_by_uncertainty_bin", "method_halfwidths", "method_scales",
-           "miscalibration_area", "nll", "recalibration_factor", "sharpness", "shipped_predictions", "spearman"]
+           "error_uncertainty_spearman", "evaluate_methods", "headline_metrics", "interval_coverage",
+           "laplace_halfwidth", "laplace_interval", "laplace_scale", "mae_by_uncertainty_bin", "method_halfwidths",
+           "method_scales", "miscalibration_area", "nll", "recalibration_factor", "sharpness",
+           "shipped_predictions", "spearman"]
