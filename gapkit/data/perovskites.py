@@ -199,10 +199,11 @@ def write_lattice_constants(path: Path | str = LATTICE_CSV, progress: bool = Tru
     """Relax every target with CHGNet and write the table (estimate, CHGNet, MP where present)."""
     from gapkit.data.datasets import load_mp_structures, load_perovskites_175
 
-    table = relax_all(site_table(load_perovskites_175()), progress=progress)
-    table = add_mp_lattice(table, load_mp_structures(nonzero=False, progress=False))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    table = relax_all(site_table(load_perovskites_175()), progress=progress)
+    table.round(5).to_csv(path, index=False)  # saved before the (slow) MP parse: the relaxation is the costly part
+    table = add_mp_lattice(table, load_mp_structures(nonzero=False, progress=False))
     table.round(5).to_csv(path, index=False)
     return table
 
