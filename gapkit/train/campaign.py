@@ -313,6 +313,10 @@ def ship(root: Path, config: CampaignConfig, folder: Path | None = None) -> list
             logger.info("not shipping %s: run %s has not finished", name, run.key)
             continue
         result = json.loads(result_path.read_text())
+        card_path = folder / f"{name}.json"
+        if card_path.is_file() and json.loads(card_path.read_text())["provenance"].get("run") == run.key \
+                and (folder / f"{name}.pt").is_file():
+            continue  # shipped already from this run
         estimator = BandGapEstimator.load(root / run.key / "model.pt")
         test = load_splits(run.dataset, run.split_seed, config)["test"]
         card = dict(training_data=f"{DATA_NAMES[run.dataset]}; {result['n']['train']} train / "
