@@ -86,9 +86,9 @@ def gapkit_data(record: dict[str, Any], key: str) -> str:
     """Which data a recorded number comes from, in words (from the key's prefix or the record's own words)."""
     metrics = record["metrics"]
     if key.startswith("mp_mae."):
-        return f"MP crystals, gap > 0, {metrics['n_mp']:,} sampled" if "n_mp" in metrics else "MP crystals, gap > 0"
+        return f"MP crystals, gap > 0: {metrics['n_mp']:,}" if "n_mp" in metrics else "MP crystals, gap > 0"
     if key.startswith("oqmd_mae."):
-        return f"OQMD formulas, gap > 0, {metrics['n_oqmd']:,}" if "n_oqmd" in metrics else "OQMD formulas, gap > 0"
+        return f"OQMD formulas, gap > 0: {metrics['n_oqmd']:,}" if "n_oqmd" in metrics else "OQMD formulas, gap > 0"
     if isinstance(metrics.get("dataset"), str):
         return metrics["dataset"]
     return f"see the {record['chapter']} chapter"

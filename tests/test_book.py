@@ -27,7 +27,7 @@ def test_chapter_takes_papermills_parameters_and_runs_quick_under_nbval(path):
     import papermill
 
     params = papermill.inspect_notebook(str(path))
-    assert {"profile", "seed"} <= set(params), f"{path.name}: the `parameters` cell must define profile and seed"
+    assert "profile" in params, f"{path.name}: the `parameters` cell must define profile"
     assert params["profile"]["default"].strip("\"'") == "quick"
     # nbval executes the committed notebook as it is, injected parameters included: they must say quick too
     for cell in nbformat.read(path, as_version=4).cells:

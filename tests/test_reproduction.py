@@ -60,7 +60,7 @@ def test_reduced_profile_and_other_database_are_named_and_quick_records_ignored(
     table = comparison_table(records=[_record("models", "medium", metrics)])
     cgcnn = table[(table["table"] == "Table 3") & (table["model"] == "CGCNN") & (table["split"] == "test")].iloc[0]
     assert "profile medium is a reduced run" in cgcnn["status"] and "the paper used OQMD, gapkit MP" in cgcnn["status"]
-    assert cgcnn["gapkit_data"] == "MP crystals, gap > 0, 3,000 sampled"
+    assert cgcnn["gapkit_data"] == "MP crystals, gap > 0: 3,000"
     crabnet = table[(table["table"] == "Table 3") & (table["model"] == "CrabNet") & (table["split"] == "test")].iloc[0]
     assert crabnet["status"] == "not comparable because profile medium is a reduced run, not the paper's settings"
 
@@ -89,7 +89,7 @@ def test_chapter_view_is_one_narrow_table_per_chapter():
     assert list(view.columns) == ["number", "paper", "paper's data", "gapkit", "gapkit's data [profile]", "status"]
     row = view.loc["CGCNN"].iloc[0]
     assert row["number"] == "Sun & Yuan 2023 (CGCrabNet), Table 3: test MAE (eV)"
-    assert row["gapkit's data [profile]"] == "MP crystals, gap > 0, 3,000 sampled [medium]"
+    assert row["gapkit's data [profile]"] == "MP crystals, gap > 0: 3,000 [medium]"
     with pytest.raises(KeyError):
         chapter_view(table, "nope")
 
