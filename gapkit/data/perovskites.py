@@ -148,10 +148,18 @@ def relax_all(table: pd.DataFrame, energy_fn: EnergyFn | None = None,
 
 
 def add_mp_lattice(table: pd.DataFrame, mp: pd.DataFrame) -> pd.DataFrame:
-    """Add ``a_mp`` (NaN where the MP structure set has no such id) from ``load_mp_structures(nonzero=False)``."""
-    by_id = dict(zip(mp["mp_id"], mp["structure"]))
+    """Add ``a_mp`` (NaN where ``mp`` has no such id): from ``structure``, else from ``volume_a3`` and ``nsites``.
+
+    ``load_mp_structures(nonzero=False, structures=False)`` is enough: its volume and site count give the
+    edge of a 5-atom-per-formula-unit cell without parsing a single CIF.
+    """
     out = table.copy()
-    out["a_mp"] = [mp_lattice_constant(by_id[m]) if m in by_id else np.nan for m in out["mp_id"]]
+    if "structure" in mp.columns:
+        by_id = dict(zip(mp["mp_id"], mp["structure"]))
+        out["a_mp"] = [mp_lattice_constant(by_id[m]) if m in by_id else np.nan for m in out["mp_id"]]
+    else:
+        per_fu = dict(zip(mp["mp_id"], mp["volume_a3"] / (mp["nsites"] / 5.0)))
+        out["a_mp"] = [per_fu[m] ** (1.0 / 3.0) if m in per_fu else np.nan for m in out["mp_id"]]
     return out
 
 
@@ -202,8 +210,8 @@ def write_lattice_constants(path: Path | str = LATTICE_CSV, progress: bool = Tru
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     table = relax_all(site_table(load_perovskites_175()), progress=progress)
-    table.round(5).to_csv(path, index=False)  # saved before the (slow) MP parse: the relaxation is the costly part
-    table = add_mp_lattice(table, load_mp_structures(nonzero=False, progress=False))
+    table.round(5).to_csv(path, index=False)  # saved first: the relaxation is the costly part
+    table = add_mp_lattice(table, load_mp_structures(nonzero=False, structures=False))
     table.round(5).to_csv(path, index=False)
     return table
 
