@@ -144,6 +144,9 @@ def train_run(run: Run, config: CampaignConfig, root: Path, splits: dict[str, pd
     done = folder / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
+    kept = results_dir_for_artefacts() / f"result-{run.key}.json"
+    if kept.is_file():  # finished in an earlier session, its folder gone
+        return json.loads(kept.read_text())
     folder.mkdir(parents=True, exist_ok=True)
     estimator = make_estimator(run, config, folder / "train")
     start = time.perf_counter()
@@ -217,7 +220,8 @@ def run_campaign(root: Path, config: CampaignConfig, only: list[str] | None = No
     for run in plan(config):
         if only and run.key not in only:
             continue
-        if not (root / run.key / "result.json").is_file():
+        if not any(p.is_file() for p in (root / run.key / "result.json",
+                                         results_dir_for_artefacts() / f"result-{run.key}.json")):
             data_key = (run.dataset, run.split_seed)
             if data_key not in cache:
                 cache.clear()  # one dataset in memory at a time
@@ -230,9 +234,14 @@ def run_campaign(root: Path, config: CampaignConfig, only: list[str] | None = No
     return results
 
 
-def finished(root: Path) -> list[dict[str, Any]]:
-    """The results of every finished run under ``root``."""
-    return [json.loads(p.read_text()) for p in sorted(Path(root).glob("*/result.json"))]
+def finished(root: Path, ledger: Path | None = None) -> list[dict[str, Any]]:
+    """The results of every finished run: under ``root``, and in the committed ledger (results/models-full/),
+    so a fresh clone keeps the statistics of runs whose folders are gone."""
+    found = {p.parent.name: json.loads(p.read_text()) for p in sorted(Path(root).glob("*/result.json"))}
+    ledger = results_dir_for_artefacts() if ledger is None else ledger
+    for path in sorted(ledger.glob("result-*.json")) if ledger.is_dir() else []:
+        found.setdefault(path.stem.removeprefix("result-"), json.loads(path.read_text()))
+    return [found[k] for k in sorted(found)]
 
 
 # shipped model name -> the run it comes from (split 0: the split the book's tables use)
@@ -281,11 +290,14 @@ def results_dir_for_artefacts() -> Path:
 
 
 def export_artefacts(root: Path, dest: Path) -> list[Path]:
-    """Copy each finished split-0 run's training log and test predictions (rounded CSV) into ``dest``."""
+    """Copy every finished run's result (the ledger) and each split-0 run's training log and test
+    predictions (rounded CSV) into ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     written = []
-    for result in finished(root):
-        if result["run"]["split_seed"] != 0:
+    for result in finished(root, dest):
+        written.append(dest / f"result-{result['key']}.json")
+        written[-1].write_text(json.dumps(result, indent=1) + "\n")
+        if result["run"]["split_seed"] != 0 or not (root / result["key"] / "test_predictions.csv").is_file():
             continue
         history = pd.DataFrame(result["history"])
         cols = [c for c in ("epoch", "train_loss", "val_loss", "train_mae", "val_mae") if c in history.columns]

@@ -41,8 +41,10 @@ def test_summary_statistics_and_the_paired_verdict():
     assert verdict([-0.1, -0.2, -0.01]) == "beats" and verdict([-0.1]).startswith("not enough")
 
 
-def test_a_finished_run_is_read_back_not_retrained(tmp_path, shared_data_dir):
+def test_a_finished_run_is_read_back_not_retrained(tmp_path, monkeypatch, shared_data_dir):
     from tests.test_estimators import tiny_frame
+
+    monkeypatch.setenv("GAPKIT_RESULTS_DIR", str(tmp_path / "results"))  # not the book's ledger
 
     df = tiny_frame()
     splits = {"train": df.iloc[:8], "val": df.iloc[8:10], "test": df.iloc[10:]}
@@ -61,6 +63,7 @@ def test_record_and_ship_from_finished_runs(tmp_path, monkeypatch, shared_data_d
     import gapkit.pretrained as pretrained
     from gapkit.train import campaign
 
+    monkeypatch.setenv("GAPKIT_RESULTS_DIR", str(tmp_path / "results"))  # not the book's ledger
     df = tiny_frame()
     splits = {"train": df.iloc[:8], "val": df.iloc[8:10], "test": df.iloc[10:]}
     config = CampaignConfig(max_epochs=2, patience=2, batch_size=4,
@@ -74,7 +77,11 @@ def test_record_and_ship_from_finished_runs(tmp_path, monkeypatch, shared_data_d
     monkeypatch.setenv(pretrained.PRETRAINED_ENV_VAR, str(tmp_path / "pretrained"))
     card = pretrained.card("toy-crabnet")
     assert abs(card["metrics"]["test_mae_ev_as_shipped"] - card["metrics"]["test_mae_ev"]) < 0.005
-    monkeypatch.setenv("GAPKIT_RESULTS_DIR", str(tmp_path / "results"))
     rec = json.loads(campaign.record(tmp_path / "runs", config).read_text())
     assert rec["metrics"]["mp_mae"]["CrabNet (mat2vec)"]["per_split"] == [card["metrics"]["test_mae_ev"]]
     assert len(rec["metrics"]["runs_pending"]) == 14
+    # the ledger keeps the run when its folder is gone (a fresh clone)
+    import shutil
+    shutil.rmtree(tmp_path / "runs")
+    assert [r["key"] for r in campaign.finished(tmp_path / "runs")] == [run.key]
+    assert train_run(run, config, tmp_path / "runs", {})["key"] == run.key
