@@ -326,11 +326,15 @@ def ship(root: Path, config: CampaignConfig, folder: Path | None = None) -> list
             continue
         result = json.loads(result_path.read_text())
         card_path = folder / f"{name}.json"
-        if card_path.is_file() and json.loads(card_path.read_text())["provenance"].get("run") == run.key \
-                and (folder / f"{name}.pt").is_file():
-            continue  # shipped already from this run
+        if card_path.is_file() and (folder / f"{name}.pt").is_file():
+            old = json.loads(card_path.read_text())
+            if old["provenance"].get("run") == run.key and "calibration" in old:
+                continue  # shipped already from this run
         estimator = BandGapEstimator.load(root / run.key / "model.pt")
-        test = load_splits(run.dataset, run.split_seed, config)["test"]
+        splits = load_splits(run.dataset, run.split_seed, config)
+        test = splits["test"]
+        # intervals out of the box: scaled split-conformal scores from the validation split (uncertainty chapter)
+        estimator.calibrate(splits["val"])
         card = dict(training_data=f"{DATA_NAMES[run.dataset]}; {result['n']['train']} train / "
                                   f"{result['n']['val']} val; the 175 CGCrabNet perovskites removed",
                     split=f"formula-grouped 6:2:2, seed {run.split_seed} (gapkit.data.splits.train_val_test_split)",
@@ -338,7 +342,9 @@ def ship(root: Path, config: CampaignConfig, folder: Path | None = None) -> list
                                      if k not in ("run_dir", "graph_cache", "progress")},
                     provenance={"device": result.get("device"), "commit": result.get("commit"),
                                 "wall_time_s": result["wall_time_s"], "epochs": result["epochs"],
-                                "best_epoch": result["best_epoch"], "run": run.key})
+                                "best_epoch": result["best_epoch"], "run": run.key},
+                    calibration={"method": estimator.calibration_["method"], "n_val": estimator.calibration_["n"],
+                                 "split": "val"})
         for half in (True, False):
             card["metrics"] = {"train_mae_ev": result["mae"]["train"], "val_mae_ev": result["mae"]["val"],
                                "test_mae_ev": result["mae"]["test"], "n_test": len(test)}

@@ -41,34 +41,35 @@ def test_summary_statistics_and_the_paired_verdict():
     assert verdict([-0.1, -0.2, -0.01]) == "beats" and verdict([-0.1]).startswith("not enough")
 
 
-def test_a_finished_run_is_read_back_not_retrained(tmp_path, monkeypatch, shared_data_dir):
+TINY_CONFIG = CampaignConfig(max_epochs=2, patience=2, batch_size=4,
+                             crab=dict(d_model=16, n_layers=1, n_heads=2, d_ff=32, head_dims=(16,)))
+TINY_RUN = Run("mp", "CrabNet (mat2vec)", 0)
+
+
+@pytest.fixture
+def toy_splits(tmp_path, monkeypatch, shared_data_dir):
+    """Train/val/test of 12 rock-salt crystals, with results written to a private folder, not the book's ledger."""
     from tests.test_estimators import tiny_frame
 
-    monkeypatch.setenv("GAPKIT_RESULTS_DIR", str(tmp_path / "results"))  # not the book's ledger
-
+    monkeypatch.setenv("GAPKIT_RESULTS_DIR", str(tmp_path / "results"))
     df = tiny_frame()
-    splits = {"train": df.iloc[:8], "val": df.iloc[8:10], "test": df.iloc[10:]}
-    config = CampaignConfig(max_epochs=2, patience=2, batch_size=4,
-                            crab=dict(d_model=16, n_layers=1, n_heads=2, d_ff=32, head_dims=(16,)))
-    run = Run("mp", "CrabNet (mat2vec)", 0)
-    first = train_run(run, config, tmp_path, splits)
+    return {"train": df.iloc[:8], "val": df.iloc[8:10], "test": df.iloc[10:]}
+
+
+def test_a_finished_run_is_read_back_not_retrained(tmp_path, toy_splits):
+    config, run = TINY_CONFIG, TINY_RUN
+    first = train_run(run, config, tmp_path, toy_splits)
     assert first["epochs"] == 2 and set(first["mae"]) == {"train", "val", "test"}
     assert (tmp_path / run.key / "model.pt").is_file()
     again = train_run(run, config, tmp_path, {})  # no data needed: the result is on disk
     assert again == json.loads((tmp_path / run.key / "result.json").read_text())
 
 
-def test_record_and_ship_from_finished_runs(tmp_path, monkeypatch, shared_data_dir):
-    from tests.test_estimators import tiny_frame
+def test_record_and_ship_from_finished_runs(tmp_path, monkeypatch, toy_splits):
     import gapkit.pretrained as pretrained
     from gapkit.train import campaign
 
-    monkeypatch.setenv("GAPKIT_RESULTS_DIR", str(tmp_path / "results"))  # not the book's ledger
-    df = tiny_frame()
-    splits = {"train": df.iloc[:8], "val": df.iloc[8:10], "test": df.iloc[10:]}
-    config = CampaignConfig(max_epochs=2, patience=2, batch_size=4,
-                            crab=dict(d_model=16, n_layers=1, n_heads=2, d_ff=32, head_dims=(16,)))
-    run = Run("mp", "CrabNet (mat2vec)", 0)
+    config, run, splits = TINY_CONFIG, TINY_RUN, toy_splits
     train_run(run, config, tmp_path / "runs", splits)
     monkeypatch.setattr(campaign, "SHIPPED", {"toy-crabnet": run, "toy-cgcnn": Run("mp", "CGCNN", 0)})
     monkeypatch.setattr(campaign, "load_splits", lambda *a: splits)
@@ -76,6 +77,7 @@ def test_record_and_ship_from_finished_runs(tmp_path, monkeypatch, shared_data_d
     assert [p.name for p in paths] == ["toy-crabnet.pt"]  # the unfinished run is not shipped
     monkeypatch.setenv(pretrained.PRETRAINED_ENV_VAR, str(tmp_path / "pretrained"))
     card = pretrained.card("toy-crabnet")
+    assert card["calibration"]["n_val"] == 2 and pretrained.load("toy-crabnet").calibration_ is not None
     assert abs(card["metrics"]["test_mae_ev_as_shipped"] - card["metrics"]["test_mae_ev"]) < 0.005
     rec = json.loads(campaign.record(tmp_path / "runs", config).read_text())
     assert rec["metrics"]["mp_mae"]["CrabNet (mat2vec)"]["per_split"] == [card["metrics"]["test_mae_ev"]]
