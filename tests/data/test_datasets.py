@@ -130,7 +130,7 @@ def test_load_by_name_and_unknown_name():
 
 
 @pytest.mark.parametrize("bad, reason", [
-    ("", "Empty"), ("Xx2O", "Xx"), ("Si(O2", "parse"), ("Si-1O2", "negative"), ("Si0O2", "zero amount of Si"), ("X2", "not a chemical element"), (None, "string"),
+    ("", "Empty"), ("Xx2O", "Xx"), ("Si(O2", "parse"), ("Si-1O2", "negative"), ("Si0O2", "zero amount of Si"), ("X2", "not a chemical element"), (None, "missing value"), (3.5, "string"),
 ])
 def test_formula_errors(bad, reason):
     with pytest.raises(FormulaError, match=reason):
