@@ -13,7 +13,6 @@ hyperparameters, metrics, device, commit, wall time and the sha256 of the weight
 
 from __future__ import annotations
 
-import builtins
 import hashlib
 import json
 import os
@@ -136,4 +135,3 @@ def export(estimator, name: str, folder: Path | str, *, half: bool = True, **car
 
 __all__ = ["PretrainedModelError", "card", "export", "list", "load", "pretrained_dir", "resolve", "sha256",
            "verified_path"]
-_list = builtins.list  # the builtin, for code below this module's own ``list``

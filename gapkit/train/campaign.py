@@ -113,10 +113,9 @@ def load_splits(dataset: str, split_seed: int, config: CampaignConfig) -> dict[s
     df = load_mp_structures(nonzero=True, progress=False) if dataset == "mp" else load_oqmd_bandgap(nonzero=True)
     train, val, test = train_val_test_split(df, config.split, seed=split_seed)
     ids, formulas = perovskite_targets()
-    id_col = "mp_id" if "mp_id" in df.columns else None
-    clean = {name: remove_materials(part, ids=ids if id_col else None, formulas=formulas, id_col=id_col or "mp_id")
-             for name, part in (("train", train), ("val", val))}
-    return {"train": clean["train"], "val": clean["val"], "test": test}
+    ids = ids if "mp_id" in df.columns else None  # OQMD rows have formulas only
+    return {"train": remove_materials(train, ids=ids, formulas=formulas),
+            "val": remove_materials(val, ids=ids, formulas=formulas), "test": test}
 
 
 def make_estimator(run: Run, config: CampaignConfig, run_dir: Path):
@@ -318,7 +317,7 @@ def ship(root: Path, config: CampaignConfig, folder: Path | None = None) -> list
 
     folder = folder or pretrained.pretrained_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, splits_of = [], {}
     for name, run in SHIPPED.items():
         result_path = root / run.key / "result.json"
         if not result_path.is_file():
@@ -331,7 +330,10 @@ def ship(root: Path, config: CampaignConfig, folder: Path | None = None) -> list
             if old["provenance"].get("run") == run.key and "calibration" in old:
                 continue  # shipped already from this run
         estimator = BandGapEstimator.load(root / run.key / "model.pt")
-        splits = load_splits(run.dataset, run.split_seed, config)
+        key = (run.dataset, run.split_seed)
+        if key not in splits_of:  # the MP models share one split: parse and featurise it once
+            splits_of = {key: load_splits(run.dataset, run.split_seed, config)}
+        splits = splits_of[key]
         test = splits["test"]
         # intervals out of the box: scaled split-conformal scores from the validation split (uncertainty chapter)
         estimator.calibrate(splits["val"])
