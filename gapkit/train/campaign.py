@@ -59,6 +59,8 @@ class CampaignConfig:
             raise ValueError(f"split fractions must sum to 1, got {self.split}.")
         if not self.split_seeds:
             raise ValueError("At least one split seed is needed.")
+        if self.threads < 1:
+            raise ValueError(f"threads must be positive, got {self.threads}.")
 
 
 @dataclass(frozen=True)
@@ -369,9 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan", action="store_true", help="print the planned run keys and exit")
     parser.add_argument("--record", action="store_true", help="write results/models-full.json from finished runs")
     parser.add_argument("--ship", action="store_true", help="export finished shipped runs to data/pretrained")
+    parser.add_argument("--threads", type=int, default=CampaignConfig.threads,
+                        help="torch CPU threads (results do not depend on it; only the wall time does)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = CampaignConfig()
+    config = CampaignConfig(threads=args.threads)
     if args.plan:
         print("\n".join(r.key for r in plan(config)))
         return 0
