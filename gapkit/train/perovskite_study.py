@@ -222,40 +222,16 @@ def paired_wins(predictions: pd.DataFrame, model: str, reference: str) -> tuple[
     return int((maes.loc[model] < maes.loc[reference]).sum()), int(maes.shape[1])
 
 
-# shipped name -> the campaign run that produces it (used until the model is shipped)
-PRETRAINED = {"CGCrabNet": ("cgcrabnet-mp-gap", "mp-cgcrabnet-learned-split0"),
-              "CGCNN": ("cgcnn-mp-gap", "mp-cgcnn-split0"),
-              "CrabNet": ("crabnet-mp-gap", "mp-crabnet-mat2vec-split0")}
+# chapter name -> the shipped pretrained model (gapkit.pretrained) it loads
+PRETRAINED = {"CGCrabNet": "cgcrabnet-mp-gap", "CGCNN": "cgcnn-mp-gap", "CrabNet": "crabnet-mp-gap"}
 
 
-def load_pretrained_models(names: Sequence[str] = tuple(PRETRAINED), runs_root: str = "runs/models-full",
-                           required: Sequence[str] = ("CGCrabNet",)) -> tuple[dict[str, Any], dict[str, str]]:
-    """The MP-pretrained estimators available (shipped first, else a finished campaign run) and their sources.
-
-    Models in ``required`` that are neither shipped nor trained raise; the others are skipped (and the
-    chapter says which) because the campaign ships them one after another.
-    """
-    from pathlib import Path
-
+def load_pretrained_models(names: Sequence[str] = tuple(PRETRAINED)) -> tuple[dict[str, Any], dict[str, str]]:
+    """The MP-pretrained estimators shipped with gapkit, and the call that loads each."""
     import gapkit.pretrained as shipped
-    from gapkit.estimators import BandGapEstimator
-    from gapkit.results import repo_root
 
-    root = Path(runs_root)
-    if not root.is_absolute():
-        root = (repo_root() or Path.cwd()) / root
-    models, sources = {}, {}
-    for name in names:
-        ship_name, run_key = PRETRAINED[name]
-        try:
-            models[name], sources[name] = shipped.load(ship_name), f"gapkit.pretrained.load({ship_name!r})"
-            continue
-        except (shipped.PretrainedModelError, FileNotFoundError, KeyError):
-            pass
-        run = root / run_key
-        if (run / "result.json").is_file() and (run / "model.pt").is_file():
-            models[name], sources[name] = BandGapEstimator.load(run / "model.pt"), str(run.relative_to(root.parent.parent))
-        elif name in required:
-            raise FileNotFoundError(f"No pretrained {name}: neither shipped as {ship_name!r} nor finished in {run}; "
-                                    "run `python -m gapkit.train.campaign` first.")
-    return models, sources
+    unknown = sorted(set(names) - set(PRETRAINED))
+    if unknown:
+        raise KeyError(f"No pretrained model for {unknown}; choose from {sorted(PRETRAINED)}.")
+    models = {name: shipped.load(PRETRAINED[name]) for name in names}
+    return models, {name: f"gapkit.pretrained.load({PRETRAINED[name]!r})" for name in names}

@@ -82,3 +82,10 @@ def test_screen_candidates_exclude_targets_and_respect_the_window():
     assert ((kept["t"] > 0.7) & (kept["t"] <= 1.1) & (kept["mu"] > 0.45) & (kept["mu"] < 0.7)).all()
     screen = pd.DataFrame({"gap_ev": [0.5, 1.4, 1.7, 2.5], "uncertainty_ev": [0.1, 0.3, 0.2, 0.1]})
     assert rank_for_window(screen)["gap_ev"].tolist() == [1.7, 1.4]
+
+
+def test_load_pretrained_models_names_the_choices_for_an_unknown_model():
+    from gapkit.train.perovskite_study import load_pretrained_models
+
+    with pytest.raises(KeyError, match="choose from"):
+        load_pretrained_models(["CGCNN", "NoSuchNet"])
