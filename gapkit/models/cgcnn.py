@@ -10,6 +10,12 @@ its neighbours j:
 then a mean over the atoms of each crystal, softplus, fully connected layers and two outputs: the gap
 z2 and a log-scale S2 for the Laplace loss. Sums over neighbours and atoms use ``index_add`` on a
 batch of concatenated graphs (see ``gapkit.featurize.graphs.collate_graphs``).
+
+``readout="linear"`` is the paper's interpretable variant: each atom's final vector v_i is mapped by one
+linear layer to its own two outputs (z_i, S_i), and the crystal's outputs are their means. The prediction
+is then exactly the mean of per-site contributions (``site_outputs``; in target units
+``gapkit.evaluate.site_contributions``). The same two outputs read as two logits (semiconductor, metal)
+train a classifier with softmax and cross-entropy (``gapkit.train.tasks.MetalTask``).
 """
 
 from __future__ import annotations
@@ -188,26 +194,37 @@ def mean_pool(x: torch.Tensor, crystal: torch.Tensor, n_atoms: torch.Tensor) -> 
     return out / n_atoms.clamp(min=1).unsqueeze(-1).to(x.dtype)
 
 
+READOUTS = ("mean", "linear")
+
+
 class CGCNNModel(nn.Module):
     """Crystal graph network: a batch of graphs -> (gap z2 [B], log-scale S2 [B])."""
 
     def __init__(self, atom_vectors: np.ndarray | torch.Tensor, node_dim: int = 64, n_conv: int = 3,
                  hidden_dim: int = 128, n_hidden: int = 1, use_distance: bool = True,
-                 cutoff: float = DEFAULT_CUTOFF, gaussian_step: float = 0.2, batch_norm: bool = True) -> None:
+                 cutoff: float = DEFAULT_CUTOFF, gaussian_step: float = 0.2, batch_norm: bool = True,
+                 readout: str = "mean") -> None:
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS} ('mean': pooled vector + fully connected head; "
+                             f"'linear': one scalar per site, averaged), got {readout!r}.")
+        self.readout = readout
         table = torch.as_tensor(np.asarray(atom_vectors), dtype=torch.float32)
         self.register_buffer("atom_vectors", table)  # fixed input features, saved with the model
         self.embed = nn.Linear(table.shape[1], node_dim)
         self.expand = GaussianDistance(cutoff, gaussian_step) if use_distance else None
         edge_dim = self.expand.size if self.expand is not None else 0
         self.convs = nn.ModuleList(GatedConv(node_dim, edge_dim, batch_norm) for _ in range(n_conv))
-        sizes = [node_dim] + [hidden_dim] * n_hidden
-        self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.out = nn.Linear(sizes[-1], 2)
+        if readout == "linear":
+            self.site_out = nn.Linear(node_dim, 2)  # v_i -> (z_i, S_i); no hidden layers, so sites stay additive
+        else:
+            sizes = [node_dim] + [hidden_dim] * n_hidden
+            self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+            self.out = nn.Linear(sizes[-1], 2)
 
-    def embed_crystals(self, atomic_numbers: torch.Tensor, edge_src: torch.Tensor, edge_dst: torch.Tensor,
-                       distances: torch.Tensor, n_atoms: torch.Tensor) -> torch.Tensor:
-        """Pooled crystal vectors after the convolutions, [B, node_dim]."""
+    def node_vectors(self, atomic_numbers: torch.Tensor, edge_src: torch.Tensor, edge_dst: torch.Tensor,
+                     distances: torch.Tensor) -> torch.Tensor:
+        """Atom vectors after the convolutions, [N, node_dim]."""
         v = self.embed(self.atom_vectors.index_select(0, atomic_numbers))
         k = regular_degree(edge_dst, v.shape[0])
         edge_attr = edge_row = None
@@ -218,19 +235,94 @@ class CGCNNModel(nn.Module):
             edge_attr = self.expand(distances)
         for conv in self.convs:
             v = conv(v, edge_src, edge_dst, edge_attr, k, edge_row)
-        crystal = torch.repeat_interleave(torch.arange(n_atoms.shape[0], device=n_atoms.device), n_atoms)
-        return F.softplus(mean_pool(v, crystal, n_atoms))
+        return v
+
+    def embed_crystals(self, atomic_numbers: torch.Tensor, edge_src: torch.Tensor, edge_dst: torch.Tensor,
+                       distances: torch.Tensor, n_atoms: torch.Tensor) -> torch.Tensor:
+        """Pooled crystal vectors after the convolutions, [B, node_dim]."""
+        v = self.node_vectors(atomic_numbers, edge_src, edge_dst, distances)
+        return F.softplus(mean_pool(v, _crystal_index(n_atoms), n_atoms))
+
+    def site_outputs(self, atomic_numbers: torch.Tensor, edge_src: torch.Tensor, edge_dst: torch.Tensor,
+                     distances: torch.Tensor) -> torch.Tensor:
+        """Per-site outputs (z_i, S_i), [N, 2], of the linear readout (the crystal's outputs are their means)."""
+        if self.readout != "linear":
+            raise ValueError("Per-site outputs exist only for readout='linear': the 'mean' readout mixes the sites "
+                             "in its fully connected layers. Train a CGCNN with readout='linear'.")
+        return self.site_out(self.node_vectors(atomic_numbers, edge_src, edge_dst, distances))
+
+    def outputs(self, atomic_numbers: torch.Tensor, edge_src: torch.Tensor, edge_dst: torch.Tensor,
+                distances: torch.Tensor, n_atoms: torch.Tensor) -> torch.Tensor:
+        """The two raw outputs per crystal, [B, 2]: (z2, S2) for regression, or two class logits."""
+        if self.readout == "linear":
+            sites = self.site_outputs(atomic_numbers, edge_src, edge_dst, distances)
+            return mean_pool(sites, _crystal_index(n_atoms), n_atoms)
+        h = self.embed_crystals(atomic_numbers, edge_src, edge_dst, distances, n_atoms)
+        for fc in self.fcs:
+            h = F.softplus(fc(h))
+        return self.out(h)
 
     def forward(self, atomic_numbers: torch.Tensor, edge_src: torch.Tensor, edge_dst: torch.Tensor,
                 distances: torch.Tensor, n_atoms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Predict (z2, S2) for a batch of concatenated graphs."""
-        h = self.embed_crystals(atomic_numbers, edge_src, edge_dst, distances, n_atoms)
-        for fc in self.fcs:
-            h = F.softplus(fc(h))
-        z2, s2 = self.out(h).unbind(-1)
+        z2, s2 = self.outputs(atomic_numbers, edge_src, edge_dst, distances, n_atoms).unbind(-1)
         return z2, s2
+
+    def outputs_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The two raw outputs per crystal, [B, 2], from a collated batch dict (class logits for MetalTask)."""
+        return self.outputs(batch["atomic_numbers"], batch["edge_src"], batch["edge_dst"], batch["distances"],
+                            batch["n_atoms"])
+
+    def site_outputs_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Per-site outputs [N, 2] from a collated batch dict (``readout='linear'`` only)."""
+        return self.site_outputs(batch["atomic_numbers"], batch["edge_src"], batch["edge_dst"], batch["distances"])
 
     def forward_batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Predict from a collated batch dict (the keys of ``collate_graphs``)."""
         return self(batch["atomic_numbers"], batch["edge_src"], batch["edge_dst"], batch["distances"],
                     batch["n_atoms"])
+
+
+def _crystal_index(n_atoms: torch.Tensor) -> torch.Tensor:
+    """Crystal number of every atom of a batch, [N]."""
+    return torch.repeat_interleave(torch.arange(n_atoms.shape[0], device=n_atoms.device), n_atoms)
+
+
+def from_original_checkpoint(checkpoint: dict, atom_vectors: np.ndarray | None = None) -> CGCNNModel:
+    """A CGCNNModel with the weights of an original CGCNN checkpoint (``gapkit.data.load_cgcnn_checkpoint``).
+
+    The original ConvLayer's ``fc_full`` acts on [v_i, v_j, e_ij]; its weight splits into our centre,
+    neighbour and edge maps; ``bn1``/``bn2`` are our ``bn_in``/``bn_out``; ``conv_to_fc`` + ``fcs`` + ``fc_out``
+    are our fully connected head. Distances: Gaussians from 0 to 8 Å every 0.2 Å, 12 neighbours (the original's).
+    """
+    state, args = checkpoint.get("state_dict"), checkpoint.get("args")
+    if not isinstance(state, dict) or args is None or "embedding.weight" not in state:
+        raise ValueError("Not an original CGCNN checkpoint: expected 'state_dict' with 'embedding.weight' and 'args' "
+                         "(load one with gapkit.data.load_cgcnn_checkpoint).")
+    args = args if isinstance(args, dict) else vars(args)
+    node_dim, n_conv = int(args["atom_fea_len"]), int(args["n_conv"])
+    hidden_dim, n_hidden = int(args["h_fea_len"]), int(args["n_h"])
+    table = atom_init_table("atom_init") if atom_vectors is None else atom_vectors
+    model = CGCNNModel(table, node_dim=node_dim, n_conv=n_conv, hidden_dim=hidden_dim, n_hidden=n_hidden,
+                       use_distance=True, cutoff=8.0, gaussian_step=0.2)
+    ours: dict[str, torch.Tensor] = {"embed.weight": state["embedding.weight"], "embed.bias": state["embedding.bias"]}
+    for i in range(n_conv):
+        w, b = state[f"convs.{i}.fc_full.weight"], state[f"convs.{i}.fc_full.bias"]
+        ours[f"convs.{i}.fc_centre.weight"] = w[:, :node_dim]
+        ours[f"convs.{i}.fc_centre.bias"] = b
+        ours[f"convs.{i}.fc_neighbour.weight"] = w[:, node_dim:2 * node_dim]
+        ours[f"convs.{i}.fc_edge.weight"] = w[:, 2 * node_dim:]
+        for old, new in (("bn1", "bn_in"), ("bn2", "bn_out")):
+            for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+                key = f"convs.{i}.{old}.{name}"
+                if key in state:
+                    ours[f"convs.{i}.{new}.{name}"] = state[key]
+    ours["fcs.0.weight"], ours["fcs.0.bias"] = state["conv_to_fc.weight"], state["conv_to_fc.bias"]
+    for j in range(1, n_hidden):
+        ours[f"fcs.{j}.weight"], ours[f"fcs.{j}.bias"] = state[f"fcs.{j - 1}.weight"], state[f"fcs.{j - 1}.bias"]
+    ours["out.weight"], ours["out.bias"] = state["fc_out.weight"], state["fc_out.bias"]
+    missing, unexpected = model.load_state_dict(ours, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked") and k != "atom_vectors"]
+    if missing or unexpected:
+        raise ValueError(f"Checkpoint does not match CGCNN's layout: missing {missing}, unexpected {unexpected}.")
+    return model.eval()

@@ -1,5 +1,9 @@
 """The band-gap regression task: any gapkit model + the Laplace loss + Lamb + a cyclic learning rate.
 
+``MetalTask`` is its classification sibling (metal or semiconductor: softmax and cross-entropy on the
+model's two outputs read as logits), trained by the same ``gapkit.train.trainer.fit`` with the same
+optimiser and schedule (``lamb_cyclic``).
+
 ``BandGapTask`` is the small LightningModule that ``gapkit.train.trainer.fit`` trains. It keeps the
 target mean and standard deviation as buffers (saved in every checkpoint), trains on standardised
 targets and reports MAE in eV. ``MaterialsDataset`` + ``collate`` turn compositions and/or crystal
@@ -15,6 +19,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from gapkit.featurize.graphs import CrystalGraph, collate_graphs
@@ -112,14 +117,71 @@ class BandGapTask(L.LightningModule):
 
     def configure_optimizers(self):
         """Lamb, with the learning rate cycling lr_min -> lr_max -> lr_min every ``cycle_epochs`` epochs."""
-        from pytorch_optimizer import Lamb
+        return lamb_cyclic(self)
 
-        hp = self.hparams
-        optimizer = Lamb(self.parameters(), lr=hp.lr_max, weight_decay=hp.weight_decay)
-        steps_per_epoch = max(1, int(self.trainer.estimated_stepping_batches) // max(1, self.trainer.max_epochs))
-        half_cycle = max(1, steps_per_epoch * hp.cycle_epochs // 2)
-        scheduler = torch.optim.lr_scheduler.CyclicLR(
-            optimizer, base_lr=hp.lr_min, max_lr=hp.lr_max, step_size_up=half_cycle,
-            mode="triangular", cycle_momentum=False,
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+def lamb_cyclic(task: L.LightningModule) -> dict:
+    """Lamb + a triangular cyclic LR (``lr_min``, ``lr_max``, ``cycle_epochs``, ``weight_decay`` from hparams)."""
+    from pytorch_optimizer import Lamb
+
+    hp = task.hparams
+    optimizer = Lamb(task.parameters(), lr=hp.lr_max, weight_decay=hp.weight_decay)
+    steps_per_epoch = max(1, int(task.trainer.estimated_stepping_batches) // max(1, task.trainer.max_epochs))
+    half_cycle = max(1, steps_per_epoch * hp.cycle_epochs // 2)
+    scheduler = torch.optim.lr_scheduler.CyclicLR(
+        optimizer, base_lr=hp.lr_min, max_lr=hp.lr_max, step_size_up=half_cycle,
+        mode="triangular", cycle_momentum=False,
+    )
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+METAL, SEMICONDUCTOR = 1, 0  # class indices of MetalTask's two logits
+
+
+class MetalTask(L.LightningModule):
+    """Metal (1) or semiconductor (0): softmax + cross-entropy on a model's two outputs (``outputs_batch``).
+
+    The batch's ``target`` holds the class (1.0 for a metal, 0.0 for a semiconductor). Logs loss and accuracy;
+    train it with ``gapkit.train.trainer.fit`` and ``TrainConfig(monitor="val_loss")``.
+    """
+
+    def __init__(self, model: nn.Module, lr_min: float = 1e-4, lr_max: float = 1e-2, cycle_epochs: int = 2,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__()
+        if not hasattr(model, "outputs_batch"):
+            raise TypeError(f"{type(model).__name__} has no outputs_batch(batch) -> [B, 2] logits; use a CGCNNModel.")
+        self.model = model
+        self.save_hyperparameters(ignore=["model"])
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Class probabilities [B, 2] (column 1: metal); each row sums to one."""
+        return torch.softmax(self.model.outputs_batch(batch).float(), dim=-1)
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        logits = self.model.outputs_batch(batch).float()
+        label = batch["target"].round().long()
+        if label.numel() and (label.min() < 0 or label.max() > 1):
+            raise ValueError("MetalTask targets must be 0 (semiconductor) or 1 (metal).")
+        loss = F.cross_entropy(logits, label)
+        accuracy = (logits.argmax(-1) == label).float().mean()
+        n = label.shape[0]
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=n, prog_bar=stage == "val",
+                 sync_dist=True)
+        self.log(f"{stage}_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        return loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One optimisation step."""
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Validation loss and accuracy."""
+        self._step(batch, "val")
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Class probabilities."""
+        return self(batch)
+
+    def configure_optimizers(self):
+        """The regression task's Lamb + cyclic learning rate."""
+        return lamb_cyclic(self)
