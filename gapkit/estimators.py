@@ -1,4 +1,4 @@
-"""scikit-learn-style band-gap estimators: ``CrabNet``, ``CGCNN`` and ``CGCrabNet``.
+"""scikit-learn-style band-gap estimators: ``CrabNet``, ``CGCNN``, ``CGCrabNet``; ``MetalClassifier``, ``TwoStageGap``.
 
     model = CGCrabNet(max_epochs=300).fit(train_df, val_df)   # df: structure (and/or formula), gap_ev
     model.predict(test_df)            # -> DataFrame with gap_ev and uncertainty_ev
@@ -21,6 +21,11 @@ What a user should never meet silently:
   ``predict(X, errors="skip")`` gives NaN and an ``error`` message for rows it cannot featurise.
 * Checkpoints go to ``run_dir`` when given (kept), else to a temporary folder removed after ``fit``
   (``history()`` still works: the log is read into memory first).
+* ``target`` names another column to regress (e.g. ``target="heat_all_ev_per_atom"``): any finite number is
+  accepted and predictions come back unclipped in a column of that name. ``CGCNN(readout="linear")`` makes
+  every prediction the mean of per-site contributions (``gapkit.evaluate.site_contributions``).
+* ``MetalClassifier`` (CGCNN, softmax + cross-entropy, the same trainer) tells metals (gap 0) from
+  semiconductors; ``TwoStageGap`` predicts 0 eV for predicted metals and a regressor's gap for the rest.
 * ``progress=True`` (default) shows bars for graph building, training epochs (with the validation MAE) and
   large predictions; ``progress=False`` is quiet.
 """
@@ -49,7 +54,7 @@ from gapkit.featurize.graphs import GraphCache, GraphError, build_graphs_or_erro
 from gapkit.models.cgcnn import CGCNNModel, atom_init_table, use_fused_edges
 from gapkit.models.crabnet import CrabNetModel, element_table
 from gapkit.models.fusion import CGCrabNetModel
-from gapkit.train.tasks import BandGapTask, MaterialsDataset
+from gapkit.train.tasks import METAL, BandGapTask, MaterialsDataset, MetalTask
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +65,12 @@ PREDICT_BATCH_SIZE = 64
 CRABNET_PARAMS = dict(embedding="crabnet_mat2vec", d_model=512, n_layers=3, n_heads=4, d_ff=2048,
                       dropout=0.1, head_dims=(1024, 512, 256, 128), max_elements=None)
 CGCNN_PARAMS = dict(node_features="atom_init", node_dim=64, n_conv=3, hidden_dim=128, n_hidden=1,
-                    use_distance=True, cutoff=8.0, max_neighbors=12, gaussian_step=0.2)
+                    use_distance=True, cutoff=8.0, max_neighbors=12, gaussian_step=0.2, readout="mean")
 # bad_targets: "raise" | "drop" (see fit); disorder: "raise" | "majority" (see gapkit.featurize.graphs)
 TRAIN_PARAMS = dict(max_epochs=300, batch_size=256, patience=20, lr_min=1e-4, lr_max=1e-2, cycle_epochs=2,
                     weight_decay=0.0, seed=0, device="auto", devices=1, mixed_precision=True, progress=True,
                     run_dir=None, graph_cache=True, fused_edges="auto", keep_allocations=True,
-                    bad_targets="raise", disorder="raise", loss="laplace")
+                    bad_targets="raise", disorder="raise", loss="laplace", target=TARGET)
 # the widest measured band gaps are ~14 eV (LiF); a training target above this is a unit or data error
 MAX_PLAUSIBLE_GAP_EV = 20.0
 # predictions of more rows than this show a progress bar (smaller ones finish in about a second)
@@ -109,6 +114,8 @@ class BandGapEstimator:
     uses_composition: ClassVar[bool] = True
     uses_structure: ClassVar[bool] = False
     model_defaults: ClassVar[dict[str, Any]] = {}
+    task_class: ClassVar[type] = BandGapTask
+    monitor: ClassVar[str] = "val_mae"  # the validation metric of early stopping and the kept checkpoint
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.model_defaults) - set(TRAIN_PARAMS)
@@ -144,7 +151,7 @@ class BandGapEstimator:
         p = self.params
         return CGCNNModel(tables["atom_vectors"], node_dim=p["node_dim"], n_conv=p["n_conv"],
                           hidden_dim=p["hidden_dim"], n_hidden=p["n_hidden"], use_distance=p["use_distance"],
-                          cutoff=p["cutoff"], gaussian_step=p["gaussian_step"])
+                          cutoff=p["cutoff"], gaussian_step=p["gaussian_step"], readout=p.get("readout", "mean"))
 
     def build_model(self, tables: dict[str, np.ndarray] | None = None) -> nn.Module:
         """A freshly initialised network (tables of element/atom vectors loaded when not given)."""
@@ -296,16 +303,25 @@ class BandGapEstimator:
         return ds
 
     # ------------------------------------------------------------------ training
+    @property
+    def target(self) -> str:
+        """The column this estimator learns and predicts (``gap_ev`` unless ``target`` says otherwise)."""
+        return self.params.get("target", TARGET)
+
     def _usable_targets(self, df: pd.DataFrame, what: str) -> pd.DataFrame:
-        """``df`` with every gap finite, >= 0 and <= MAX_PLAUSIBLE_GAP_EV; else BadTargetError (or drop + warn)."""
-        if TARGET not in df.columns:
-            raise KeyError(f"The {what} DataFrame needs a {TARGET!r} column (band gap in eV).")
+        """``df`` with every target finite (a gap also >= 0 and <= MAX_PLAUSIBLE_GAP_EV); else BadTargetError."""
+        column = self.target
+        if column not in df.columns:
+            unit = "band gap in eV" if column == "gap_ev" else "the target"
+            raise KeyError(f"The {what} DataFrame needs a {column!r} column ({unit}).")
         if len(df) == 0:
             raise EmptyInputError(f"The {what} data has no rows.")
-        y = pd.to_numeric(df[TARGET], errors="coerce").to_numpy(dtype=np.float64)  # text -> NaN, reported below
+        y = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)  # text -> NaN, reported below
         with np.errstate(invalid="ignore"):
-            problems = {"missing or not a number": np.isnan(y), "infinite": np.isinf(y), "negative": y < 0,
-                        f"above {MAX_PLAUSIBLE_GAP_EV:g} eV": np.isfinite(y) & (y > MAX_PLAUSIBLE_GAP_EV)}
+            problems = {"missing or not a number": np.isnan(y), "infinite": np.isinf(y)}
+            if column == "gap_ev":  # only a band gap has a physical range to check
+                problems |= {"negative": y < 0,
+                             f"above {MAX_PLAUSIBLE_GAP_EV:g} eV": np.isfinite(y) & (y > MAX_PLAUSIBLE_GAP_EV)}
         bad = np.logical_or.reduce(list(problems.values()))
         if not bad.any():
             return df
@@ -315,14 +331,15 @@ class BandGapEstimator:
                 labels = [str(x) for x in df.index[mask][:5]]
                 more = ", ..." if mask.sum() > 5 else ""
                 parts.append(f"{int(mask.sum())} {reason} (rows {', '.join(labels)}{more})")
-        summary = f"{int(bad.sum())} of {len(df)} {what} rows have unusable {TARGET!r} values: {'; '.join(parts)}"
+        summary = f"{int(bad.sum())} of {len(df)} {what} rows have unusable {column!r} values: {'; '.join(parts)}"
         if self.params["bad_targets"] == "raise":
-            raise BadTargetError(f"{summary}. A band gap must be a finite number from 0 to {MAX_PLAUSIBLE_GAP_EV:g} "
-                                 "eV: fix or remove these rows, or pass bad_targets='drop' to drop them with a "
-                                 "warning.")
+            need = (f"A band gap must be a finite number from 0 to {MAX_PLAUSIBLE_GAP_EV:g} eV" if column == "gap_ev"
+                    else "A target must be a finite number")
+            raise BadTargetError(f"{summary}. {need}: fix or remove these rows, or pass bad_targets='drop' to drop "
+                                 "them with a warning.")
         warnings.warn(f"Dropped {summary}.", BadTargetsWarning, stacklevel=3)
         if bad.all():
-            raise EmptyInputError(f"No {what} rows left after dropping the unusable {TARGET!r} values.")
+            raise EmptyInputError(f"No {what} rows left after dropping the unusable {column!r} values.")
         return df[~bad]
 
     def fit(self, df: pd.DataFrame, val_df: pd.DataFrame | None = None,
@@ -351,26 +368,23 @@ class BandGapEstimator:
             if init_from.task_ is None:
                 raise ValueError("init_from has not been trained or loaded yet.")
             model = copy.deepcopy(init_from.task_.model).train()
-            mean, std = float(init_from.task_.target_mean), float(init_from.task_.target_std)
         else:
             model = self.build_model()
-            y = df[TARGET].to_numpy(dtype=np.float64)
-            mean, std = float(y.mean()), float(y.std() if len(y) > 1 and y.std() > 0 else 1.0)
+        task = self._new_task(model, df, init_from)
         # featurised after the model exists, so an element outside its tables is named, not an IndexError
-        train_ds, _ = self._featurize(df, df[TARGET].to_numpy(dtype=np.float32), model=model)
-        val_ds, _ = self._featurize(val_df, val_df[TARGET].to_numpy(dtype=np.float32), model=model)
+        train_ds, _ = self._featurize(df, self._fit_targets(df), model=model)
+        val_ds, _ = self._featurize(val_df, self._fit_targets(val_df), model=model)
         n_batches = p["max_epochs"] * -(-len(train_ds) // p["batch_size"])
         fused = p["fused_edges"] is True or (p["fused_edges"] == "auto" and n_batches >= FUSED_MIN_BATCHES)
         use_fused_edges(model, fused)
-        task = BandGapTask(model, mean, std, lr_min=p["lr_min"], lr_max=p["lr_max"],
-                           cycle_epochs=p["cycle_epochs"], weight_decay=p["weight_decay"], loss=p["loss"])
         keep_run = bool(p["run_dir"])
         run_dir = Path(p["run_dir"]) if keep_run else Path(tempfile.mkdtemp(prefix="gapkit-run-"))
         if keep_run and not resume and run_dir.exists():
             shutil.rmtree(run_dir)  # a fresh run: stale checkpoints or logs would be picked up
         config = TrainConfig(max_epochs=p["max_epochs"], run_dir=run_dir, device=p["device"],
                              devices=p["devices"], patience=p["patience"], mixed_precision=p["mixed_precision"],
-                             progress=p["progress"], seed=p["seed"], keep_allocations=p["keep_allocations"])
+                             progress=p["progress"], seed=p["seed"], keep_allocations=p["keep_allocations"],
+                             monitor=self.monitor)
         try:
             trainer = fit(task, train_ds.loader(p["batch_size"], shuffle=True, seed=p["seed"]),
                           val_ds.loader(p["batch_size"]), config, resume=resume)
@@ -385,6 +399,21 @@ class BandGapEstimator:
         self.run_dir_ = run_dir if keep_run else None
         self.task_ = task.cpu().eval()
         return self
+
+    def _fit_targets(self, df: pd.DataFrame) -> np.ndarray:
+        """The training targets of ``df`` as float32 (the regressed column)."""
+        return df[self.target].to_numpy(dtype=np.float32)
+
+    def _new_task(self, model: nn.Module, df: pd.DataFrame, init_from: BandGapEstimator | None) -> BandGapTask:
+        """The LightningModule that trains ``model``: targets standardised by ``df`` (or by ``init_from``'s scaling)."""
+        p = self.params
+        if init_from is not None:
+            mean, std = float(init_from.task_.target_mean), float(init_from.task_.target_std)
+        else:
+            y = df[self.target].to_numpy(dtype=np.float64)
+            mean, std = float(y.mean()), float(y.std() if len(y) > 1 and y.std() > 0 else 1.0)
+        return BandGapTask(model, mean, std, lr_min=p["lr_min"], lr_max=p["lr_max"], cycle_epochs=p["cycle_epochs"],
+                           weight_decay=p["weight_decay"], loss=p["loss"])
 
     def fine_tune(self, df: pd.DataFrame, val_df: pd.DataFrame | None = None, **overrides: Any) -> BandGapEstimator:
         """A new estimator trained on ``df`` starting from this one's weights (``overrides``: e.g. lr, epochs)."""
@@ -419,7 +448,7 @@ class BandGapEstimator:
             raise ValueError(f"method must be 'conformal_scaled' or 'recalibrated', got {method!r}.")
         val_df = self._usable_targets(val_df, "calibration")
         pred = self.predict(val_df, batch_size=batch_size)
-        errors = np.abs(pred["gap_ev"].to_numpy() - val_df[TARGET].to_numpy(dtype=np.float64))
+        errors = np.abs(pred[self.target].to_numpy() - val_df[self.target].to_numpy(dtype=np.float64))
         scale = pred["uncertainty_ev"].to_numpy()
         self.calibration_ = {"method": method, "n": int(len(errors)),
                              "scores": np.sort(errors / scale).astype(np.float32).tolist(),
@@ -486,9 +515,10 @@ class BandGapEstimator:
             task.cpu()
             good = np.array([i for i in range(n) if i not in failed], dtype=np.int64)
             # clipped here, not in the network: saved models keep their weights and training its loss
-            gap[good] = torch.cat(gaps).clamp(min=0.0).numpy().astype(np.float64)
+            values = torch.cat(gaps)
+            gap[good] = (values.clamp(min=0.0) if self.target == TARGET else values).numpy().astype(np.float64)
             unc[good] = torch.cat(uncs).numpy().astype(np.float64)
-        out = pd.DataFrame({"gap_ev": gap, "uncertainty_ev": unc})
+        out = pd.DataFrame({self.target: gap, "uncertainty_ev": unc})
         if interval is not None:
             if not 0 < interval < 1:
                 raise ValueError(f"interval is a coverage level in (0, 1), e.g. 0.9; got {interval!r}.")
@@ -512,11 +542,15 @@ class BandGapEstimator:
         task = self._check_fitted()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        params = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.params.items()}
-        torch.save({"format": _FORMAT_VERSION, "estimator": type(self).__name__, "params": params,
-                    "state_dict": task.state_dict(), "hparams": dict(task.hparams),
-                    "calibration": self.calibration_}, path)
+        torch.save(self._to_blob(), path)
         return path
+
+    def _to_blob(self) -> dict[str, Any]:
+        """What ``save`` writes: format, estimator name, parameters, weights, task hyperparameters, calibration."""
+        task = self._check_fitted()
+        params = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.params.items()}
+        return {"format": _FORMAT_VERSION, "estimator": type(self).__name__, "params": params,
+                "state_dict": task.state_dict(), "hparams": dict(task.hparams), "calibration": self.calibration_}
 
     @classmethod
     def load(cls, path: Path | str) -> BandGapEstimator:
@@ -525,24 +559,11 @@ class BandGapEstimator:
         The file is a pickle (parameters beside the weights), so a file from an unknown source can run code.
         A missing file raises FileNotFoundError; a corrupt, truncated or foreign one ModelFileError.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"No saved model at {path}: give the path of a file written by estimator.save().")
-        remedy = ("Save the model again with estimator.save(path), or copy or download the file again "
-                  "(a shipped model: gapkit.pretrained).")
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=False)
-        except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as exc:
-            kind = "truncated" if isinstance(exc, EOFError) or "central directory" in str(exc) else "corrupt"
-            raise ModelFileError(f"{path} is not a readable gapkit estimator file (it looks {kind}: "
-                                 f"{type(exc).__name__}: {str(exc)[:200]}). {remedy}") from exc
-        if not isinstance(blob, dict) or "format" not in blob or "estimator" not in blob:
-            raise ModelFileError(f"{path} is not a gapkit estimator file: torch can read it, but it was not written "
-                                 "by gapkit's estimator.save() (a Lightning checkpoint or a bare state_dict?). "
-                                 f"{remedy}")
-        if blob["format"] != _FORMAT_VERSION:
-            raise ModelFileError(f"{path} is a gapkit estimator file of format {blob['format']}, but this gapkit "
-                                 f"reads format {_FORMAT_VERSION}: use the gapkit version that saved it.")
+        return cls._from_blob(_read_blob(path), path)
+
+    @classmethod
+    def _from_blob(cls, blob: dict[str, Any], path: Path | str = "<memory>") -> BandGapEstimator:
+        """Rebuild an estimator from what ``_to_blob`` returned."""
         kind = ESTIMATORS.get(blob["estimator"])
         if kind is None or (cls is not BandGapEstimator and not issubclass(kind, cls)):
             raise TypeError(f"{path} holds a {blob['estimator']}, not a {cls.__name__}.")
@@ -555,11 +576,34 @@ class BandGapEstimator:
         tables = {name: np.zeros(tuple(t.shape), dtype=np.float32) for key, t in state.items()
                   for name in ("element_vectors", "atom_vectors") if key.endswith("." + name) or key == name}
         model = est.build_model(tables)
-        task = BandGapTask(model, **blob["hparams"])
+        task = kind.task_class(model, **blob["hparams"])
         task.load_state_dict(state)
         est.task_ = task.eval()
         est.calibration_ = blob.get("calibration")  # absent in files saved before calibrate() existed
         return est
+
+
+def _read_blob(path: Path | str) -> dict[str, Any]:
+    """The dict a gapkit ``save`` wrote to ``path``; FileNotFoundError or ModelFileError with what to do."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No saved model at {path}: give the path of a file written by estimator.save().")
+    remedy = ("Save the model again with estimator.save(path), or copy or download the file again "
+              "(a shipped model: gapkit.pretrained).")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as exc:
+        kind = "truncated" if isinstance(exc, EOFError) or "central directory" in str(exc) else "corrupt"
+        raise ModelFileError(f"{path} is not a readable gapkit estimator file (it looks {kind}: "
+                             f"{type(exc).__name__}: {str(exc)[:200]}). {remedy}") from exc
+    if not isinstance(blob, dict) or "format" not in blob or "estimator" not in blob:
+        raise ModelFileError(f"{path} is not a gapkit estimator file: torch can read it, but it was not written "
+                             "by gapkit's estimator.save() (a Lightning checkpoint or a bare state_dict?). "
+                             f"{remedy}")
+    if blob["format"] != _FORMAT_VERSION:
+        raise ModelFileError(f"{path} is a gapkit estimator file of format {blob['format']}, but this gapkit "
+                             f"reads format {_FORMAT_VERSION}: use the gapkit version that saved it.")
+    return blob
 
 
 class CrabNet(BandGapEstimator):
@@ -599,9 +643,132 @@ class CGCrabNet(BandGapEstimator):
         return CGCrabNetModel(self._crabnet(tables), self._cgcnn(tables), w if w == "learned" else tuple(w))
 
 
-ESTIMATORS: dict[str, type[BandGapEstimator]] = {"CrabNet": CrabNet, "CGCNN": CGCNN, "CGCrabNet": CGCrabNet}
+# a material is a metal when its gap is at most this (MP and matbench mp_is_metal: exactly 0)
+METAL_GAP_EV = 0.0
 
 
-def load_estimator(path: Path | str) -> BandGapEstimator:
-    """Load any saved gapkit estimator."""
-    return BandGapEstimator.load(path)
+class MetalClassifier(BandGapEstimator):
+    """CGCNN metal/semiconductor classifier: softmax + cross-entropy, trained like the regressors.
+
+    ``fit(df)`` reads ``gap_ev`` (a metal: gap <= ``METAL_GAP_EV``); ``predict`` gives ``p_metal`` and ``is_metal``.
+    """
+
+    uses_composition = False
+    uses_structure = True
+    model_defaults = CGCNN_PARAMS
+    task_class = MetalTask
+    monitor = "val_loss"
+
+    def build_model(self, tables: dict[str, np.ndarray] | None = None) -> nn.Module:
+        """A freshly initialised CGCNNModel whose two outputs are the class logits."""
+        return self._cgcnn(tables or self._tables())
+
+    def _fit_targets(self, df: pd.DataFrame) -> np.ndarray:
+        """1.0 for metals, 0.0 for semiconductors."""
+        return (df[self.target].to_numpy(dtype=np.float64) <= METAL_GAP_EV).astype(np.float32)
+
+    def _new_task(self, model: nn.Module, df: pd.DataFrame, init_from: BandGapEstimator | None) -> MetalTask:
+        """A MetalTask with this estimator's optimiser settings."""
+        p = self.params
+        return MetalTask(model, lr_min=p["lr_min"], lr_max=p["lr_max"], cycle_epochs=p["cycle_epochs"],
+                         weight_decay=p["weight_decay"])
+
+    def calibrate(self, *args: Any, **kwargs: Any) -> BandGapEstimator:
+        """Not defined for a classifier (its probabilities are its uncertainty)."""
+        raise NotImplementedError("calibrate() fits band-gap intervals; a MetalClassifier gives probabilities.")
+
+    @torch.no_grad()
+    def predict_proba(self, X: Any, batch_size: int | None = None) -> np.ndarray:
+        """float[n, 2] class probabilities: column 0 semiconductor, column 1 metal (rows sum to one)."""
+        from gapkit.runtime import resolve_device
+
+        task = self._check_fitted()
+        ds, _ = self._featurize(X)
+        device = resolve_device(self.params["device"])
+        task = task.to(device).eval()
+        probs = [task({k: v.to(device) for k, v in batch.items()}).cpu()
+                 for batch in ds.loader(batch_size or min(self.params["batch_size"], PREDICT_BATCH_SIZE))]
+        task.cpu()
+        return torch.cat(probs).numpy().astype(np.float64)
+
+    def predict(self, X: Any, batch_size: int | None = None, threshold: float = 0.5) -> pd.DataFrame:
+        """DataFrame with ``p_metal`` and ``is_metal`` (p_metal >= ``threshold``)."""
+        if not 0 < threshold < 1:
+            raise ValueError(f"threshold is a probability in (0, 1), got {threshold!r}.")
+        p_metal = self.predict_proba(X, batch_size)[:, METAL]
+        out = pd.DataFrame({"p_metal": p_metal, "is_metal": p_metal >= threshold})
+        if isinstance(X, pd.DataFrame):
+            out.index = X.index
+        return out
+
+
+class TwoStageGap:
+    """A band gap for every material: a MetalClassifier, then a gap regressor for the predicted semiconductors.
+
+    ``predict`` gives 0 eV where the classifier says metal (p_metal >= ``threshold``), else the regressor's gap
+    (which is trained on gaps > 0 only, as the paper and CGCrabNet do).
+    """
+
+    def __init__(self, classifier: MetalClassifier | None = None, regressor: BandGapEstimator | None = None,
+                 threshold: float = 0.5) -> None:
+        if not 0 < threshold < 1:
+            raise ValueError(f"threshold is a probability in (0, 1), got {threshold!r}.")
+        if classifier is not None and not isinstance(classifier, MetalClassifier):
+            raise TypeError(f"classifier must be a MetalClassifier, got {type(classifier).__name__}.")
+        if regressor is not None and (not isinstance(regressor, BandGapEstimator) or isinstance(regressor, MetalClassifier)
+                                      or regressor.target != TARGET):
+            raise TypeError("regressor must be a band-gap estimator (CGCNN, CGCrabNet, CrabNet) predicting gap_ev.")
+        self.classifier = classifier if classifier is not None else MetalClassifier()
+        self.regressor = regressor if regressor is not None else CGCNN()
+        self.threshold = threshold
+
+    def fit(self, df: pd.DataFrame, val_df: pd.DataFrame | None = None) -> TwoStageGap:
+        """Train the classifier on all rows and the regressor on the rows with gap_ev > 0."""
+        if TARGET not in df.columns:
+            raise KeyError(f"The training DataFrame needs a {TARGET!r} column (band gap in eV; 0 for metals).")
+        self.classifier.fit(df, val_df)
+        semis = df[df[TARGET] > METAL_GAP_EV]
+        if len(semis) < 2:
+            raise EmptyInputError("Fewer than two semiconductors (gap_ev > 0) to train the regressor on.")
+        self.regressor.fit(semis, None if val_df is None else val_df[val_df[TARGET] > METAL_GAP_EV])
+        return self
+
+    def predict(self, X: Any, batch_size: int | None = None) -> pd.DataFrame:
+        """DataFrame with ``gap_ev`` (0 for predicted metals), ``p_metal``, ``is_metal``, ``regressor_gap_ev``."""
+        cls = self.classifier.predict(X, batch_size, threshold=self.threshold)
+        reg = self.regressor.predict(X, batch_size)
+        out = pd.DataFrame({"gap_ev": np.where(cls["is_metal"].to_numpy(), 0.0, reg["gap_ev"].to_numpy()),
+                            "p_metal": cls["p_metal"].to_numpy(), "is_metal": cls["is_metal"].to_numpy(),
+                            "regressor_gap_ev": reg["gap_ev"].to_numpy()})
+        if isinstance(X, pd.DataFrame):
+            out.index = X.index
+        return out
+
+    def save(self, path: Path | str) -> Path:
+        """Write both stages and the threshold to one file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"format": _FORMAT_VERSION, "estimator": "TwoStageGap", "threshold": self.threshold,
+                    "classifier": self.classifier._to_blob(), "regressor": self.regressor._to_blob()}, path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> TwoStageGap:
+        """Read a TwoStageGap written by ``save`` (a pickle: load only files you trust)."""
+        blob = _read_blob(path)
+        if blob["estimator"] != "TwoStageGap":
+            raise TypeError(f"{path} holds a {blob['estimator']}, not a TwoStageGap.")
+        return cls(BandGapEstimator._from_blob(blob["classifier"], path),
+                   BandGapEstimator._from_blob(blob["regressor"], path), blob["threshold"])
+
+
+ESTIMATORS: dict[str, type[BandGapEstimator]] = {"CrabNet": CrabNet, "CGCNN": CGCNN, "CGCrabNet": CGCrabNet,
+                                                 "MetalClassifier": MetalClassifier}
+
+
+def load_estimator(path: Path | str) -> BandGapEstimator | TwoStageGap:
+    """Load any saved gapkit estimator (a TwoStageGap too)."""
+    blob = _read_blob(path)
+    if blob["estimator"] == "TwoStageGap":
+        return TwoStageGap.load(path)
+    return BandGapEstimator._from_blob(blob, path)

@@ -32,3 +32,23 @@ def split_mae(estimator, splits: Mapping[str, pd.DataFrame], target: str = "gap_
     """MAE (eV) of a fitted estimator on each named split, e.g. {'train': ..., 'val': ..., 'test': ...}."""
     return {name: regression_metrics(df[target], estimator.predict(df)["gap_ev"])["mae"]
             for name, df in splits.items()}
+
+
+def classification_metrics(is_positive, p_positive, threshold: float = 0.5) -> dict[str, float]:
+    """ROC AUC, accuracy, balanced accuracy and the accuracy on each class of probabilistic predictions."""
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    y = np.asarray(is_positive, dtype=bool)
+    p = np.asarray(p_positive, dtype=float)
+    if y.shape != p.shape or y.size == 0:
+        raise ValueError(f"labels and probabilities must be non-empty and of one shape, got {y.shape} and {p.shape}.")
+    if not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
+        raise ValueError("probabilities must be finite numbers in [0, 1].")
+    pred = p >= threshold
+    both = 0 < y.sum() < y.size
+    return {"roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
+            "accuracy": float((pred == y).mean()),
+            "balanced_accuracy": float(balanced_accuracy_score(y, pred)) if both else float("nan"),
+            "positive_accuracy": float(pred[y].mean()) if y.any() else float("nan"),
+            "negative_accuracy": float((~pred[~y]).mean()) if (~y).any() else float("nan"),
+            "n": int(y.size), "n_positive": int(y.sum())}
