@@ -34,7 +34,7 @@ def _grid_position(el: Element) -> tuple[int, int]:
 
 def periodic_table_heatmap(values: pd.Series, ax: plt.Axes | None = None, log: bool = True,
                            label: str = "count", cmap: str = "viridis") -> plt.Axes:
-    """Draw ``values`` (indexed by element symbol) as a coloured periodic table."""
+    """Draw ``values`` (indexed by element symbol) as a coloured periodic table (``log=False``: any sign)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(12, 6.2))
     grid = np.full((10, 19), np.nan)
@@ -47,7 +47,8 @@ def periodic_table_heatmap(values: pd.Series, ax: plt.Axes | None = None, log: b
     for z in range(1, 104):
         el = Element.from_Z(z)
         row, col = _grid_position(el)
-        present = el.symbol in values.index and values[el.symbol] > 0
+        # a log scale shows positive values only; a linear one any finite value, negative ones included
+        present = el.symbol in values.index and (values[el.symbol] > 0 if log else np.isfinite(values[el.symbol]))
         ax.text(col - 1, row - 1, el.symbol, ha="center", va="center", fontsize=7,
                 color="white" if present else "0.6")
     ax.set_xticks([])

@@ -78,15 +78,17 @@ def perovskite_roles(name: str, structure: Any) -> list[str]:
     symbols = [site.specie.symbol for site in structure]
     a_sites = [i for i, el in enumerate(symbols) if el == a_el]
     b_sites = [i for i, el in enumerate(symbols) if el == b_el]
-    if a_el == b_el or not a_sites or not b_sites:
+    if not a_sites or not b_sites:
         raise PerovskiteSiteError(f"{name}: cannot find one A ({a_el}) and one B ({b_el}) site among {symbols}.")
     if len(a_sites) > 1 or len(b_sites) > 1:
-        # an element on a cation and an anion site: the cation is the one farthest from (A) or nearest to (B)
-        # its six nearest neighbours: A sits in a 12-fold cage (a/sqrt 2), B in an octahedron (a/2)
+        # one element on two kinds of site (e.g. CdCdO3, or B = O): A is the candidate farthest from its six
+        # nearest neighbours (a 12-fold cage, a/sqrt 2), B the nearest (an octahedron, a/2)
         nl = structure.get_neighbor_list(6.0)
         d6 = [float(np.sort(nl[3][nl[0] == i])[:6].mean()) for i in range(5)]
         a_sites = [max(a_sites, key=lambda i: d6[i])]
-        b_sites = [min(b_sites, key=lambda i: d6[i])]
+        b_sites = [min((i for i in b_sites if i != a_sites[0]), key=lambda i: d6[i], default=None)]
+        if b_sites[0] is None:
+            raise PerovskiteSiteError(f"{name}: cannot find a B ({b_el}) site apart from the A site among {symbols}.")
     roles = ["X"] * 5
     roles[a_sites[0]], roles[b_sites[0]] = "A", "B"
     return roles

@@ -63,6 +63,7 @@ def test_perovskite_roles_follow_the_name_and_geometry():
     assert perovskite_roles("TiSrO3", perovskite("Ti", "Sr")) == ["A", "B", "X", "X", "X"]
     # oxygen as B (as in Castelli's 'GeOO3'-like rows): geometry picks the octahedral O as B
     assert perovskite_roles("GeOO3", perovskite("Ge", "O"))[:2] == ["A", "B"]
+    assert perovskite_roles("CdCdO3", perovskite("Cd", "Cd")) == ["A", "B", "X", "X", "X"]  # A = B element
     with pytest.raises(PerovskiteSiteError, match="5-atom"):
         perovskite_roles("SrTiO3", perovskite("Sr", "Ti") * (2, 1, 1))
     with pytest.raises(PerovskiteSiteError, match="cannot find"):
