@@ -1,7 +1,7 @@
 """Is each reference crystal a minimum of the oracle? And what are the best structures a search kept?
 
 Run: ``python benchmarks/reference_stability.py [--formula CaTiO3 TiO2 Si] [--states DIR]``. For every reference
-prototype (``gapkit.search.baselines.reference_candidates``) it prints the oracle-relaxed energy and space
+prototype (``gapkit.search.references.reference_candidates``) it prints the oracle-relaxed energy and space
 group, then relaxes it again after a 0.05 Å rattle (two seeds): a reference that drops is a saddle of the
 oracle, not its minimum. With ``--states DIR`` (the ``<csv>.states`` folder that
 ``search_oracle_calls.py --csv`` keeps) it describes each saved search's best structure: energy, space
@@ -20,10 +20,10 @@ from pymatgen.analysis.local_env import CrystalNN
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from gapkit.search.baselines import reference_candidates, reference_structure
+from gapkit.search.references import reference_candidates, reference_structure
 from gapkit.search.oracle import chgnet_calculator, relax
 from gapkit.search.population import same_structure
-from gapkit.search.runner import load_state
+from gapkit.search.state import load_state
 
 
 def describe(atoms: Atoms) -> str:

@@ -9,7 +9,7 @@ import pandas as pd
 from ase import Atoms
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from gapkit.search.compare import METHODS, success_table
+from gapkit.search.tables import METHODS, success_table
 
 # (label, x, y) of the loop's boxes in axes coordinates
 _BOXES = {
@@ -143,7 +143,7 @@ def plot_success_curves(systems: dict[str, pd.DataFrame],
 def plot_success_bands(runs: dict[str, dict[str, pd.Series]], level: float = 0.9) -> plt.Figure:
     """One panel per system (``{system: {method label: per-seed calls, inf = not found}}``): the fraction of seeds
     that had found the reference by each number of oracle calls, with its Wilson interval (``level``) shaded."""
-    from gapkit.search.compare import wilson_interval
+    from gapkit.search.statistics import wilson_interval
 
     fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.4), squeeze=False)
     colors = plt.cm.tab10.colors

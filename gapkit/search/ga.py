@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 Scorer = Callable[[Atoms], "tuple[Atoms, float] | None"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class GASettings:
     """GA settings; defaults are the paper's (population 64, top third parents, 16 children, p_mut 0.05)."""
 
@@ -34,6 +34,9 @@ class GASettings:
     min_distance_factor: float = 0.6
     max_child_tries: int = 50
     n_immigrants: int = 0  # fresh random structures per generation (besides the children), for diversity
+    # BFGS steps on the learned potential for every structure before it is ranked (0 = none; as in every GA
+    # structure search, a child is judged by its local minimum, not by where crossover left its atoms)
+    potential_relax_steps: int = 0
 
 
 def select_parents(energies: np.ndarray, fraction: float = 1 / 3) -> np.ndarray:

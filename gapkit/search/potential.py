@@ -166,7 +166,7 @@ class PotentialCalculator(Calculator):
         self.results = {"energy": energy, "free_energy": energy, "forces": forces, "stress": voigt}
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainSettings:
     """Settings for fitting the potential (full-batch Adam with early stopping by default)."""
 

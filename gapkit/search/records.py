@@ -15,9 +15,10 @@ SETTING_DEFAULTS: dict[str, Any] = {"final_rounds": 1, "round_patience": 2, "fra
                                     "screen_final_picks": False, "relax_per_round": None, "stopped_when_found": False,
                                     "known_error_cap": None, "stale_random_relaxations": 0}
 
-# the method the chapter recommends, as stored in a record's settings: 40 final rounds that learn from every 5th
-# frame of the oracle's relaxations, picks screened by single points, 3 relaxed per round, random starts after a
-# round with no lower energy, stopped once the reference is found, 1,000 oracle calls in all
+# the method search_config builds (profiles.RECOMMENDED_FINAL and BUDGETS, given a target) as a record stores it:
+# 40 final rounds that learn from every 5th frame of the oracle's relaxations, picks screened by single points, 3
+# relaxed per round, random starts after a round with no lower energy, stopped once the reference is found, 1,000
+# oracle calls in all (tests/search/test_config.py holds the two together)
 RECOMMENDED: dict[str, Any] = {"final_rounds": 40, "round_patience": 40, "frames_every": 5, "total_budget": 1000,
                                "screen_final_picks": True, "relax_per_round": 3, "known_error_cap": None,
                                "stale_random_relaxations": 1, "stopped_when_found": True}
@@ -104,19 +105,35 @@ def settings_differences(record: dict[str, Any], reference: dict[str, Any] | Non
     return {key: stored[key] for key in reference if stored[key] != reference[key]}
 
 
-# a record's setting name -> the SearchConfig field it stands for (``stopped_when_found`` is the benchmark's stop
-# rule, ``run_search(stop_when=compare.Settled(...))``, not a field)
-CONFIG_FIELDS = {"final_rounds": "final_rounds", "round_patience": "round_patience",
-                 "frames_every": "relaxation_frames_every", "total_budget": "total_budget",
-                 "screen_final_picks": "screen_final_picks", "relax_per_round": "relax_per_round",
-                 "known_error_cap": "known_error_cap", "stale_random_relaxations": "stale_random_relaxations"}
+# a record's setting name -> the FinalStage field it stands for; ``total_budget`` is SearchConfig.budget and
+# ``stopped_when_found`` whether the search had a target (the reference); ``known_error_cap`` was a setting measured
+# no better and deleted: records of it stay selectable, but no configuration reruns them
+FINAL_FIELDS = {"final_rounds": "rounds", "round_patience": "patience", "frames_every": "frames_every",
+                "screen_final_picks": "screen_picks", "relax_per_round": "relax_per_round",
+                "stale_random_relaxations": "stale_random_relaxations"}
 
 
-def config_overrides(settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The SearchConfig fields (for ``dataclasses.replace`` of a profile's config) that ``settings`` (default
-    :data:`RECOMMENDED`) stand for."""
-    settings = RECOMMENDED if settings is None else settings
-    return {CONFIG_FIELDS[key]: value for key, value in settings.items() if key in CONFIG_FIELDS}
+def config_changes(settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The :meth:`SearchConfig.replace` changes (final stage and budget) that a record's ``settings`` (default
+    :data:`RECOMMENDED`) stand for; the target (``stopped_when_found``) needs the reference, so the caller adds it.
+    With one final round the between-round settings a record stores (the benchmark wrote its flags' defaults)
+    meant nothing, and are left at none."""
+    settings = {**SETTING_DEFAULTS, **(RECOMMENDED if settings is None else settings)}
+    if settings["known_error_cap"] is not None:
+        raise ValueError("known_error_cap was measured no better and deleted; a record of it cannot be rerun.")
+    final = {field: settings[key] for key, field in FINAL_FIELDS.items()}
+    budget = settings["total_budget"]
+    if final["rounds"] == 1:  # the paper's single round: nothing acts between rounds, and no budget was enforced
+        final.update(patience=None, frames_every=0, stale_random_relaxations=0)
+        budget = None
+    return {"final": final, "budget": budget}
+
+
+def config_settings(config, stopped_when_found: bool | None = None) -> dict[str, Any]:
+    """The settings a record stores for a search of ``config`` (the inverse of :func:`config_changes`)."""
+    stored = {key: getattr(config.final, field) for key, field in FINAL_FIELDS.items()}
+    return {**stored, "total_budget": config.budget, "known_error_cap": None,
+            "stopped_when_found": config.target is not None if stopped_when_found is None else stopped_when_found}
 
 
 def recommended_run(formula: str, n_atoms: int,
@@ -138,10 +155,10 @@ def savings_table(variants: dict[str, dict[str, Any]], systems: list[tuple[str, 
                   seeds: Iterable[int] | None = range(10)) -> pd.DataFrame:
     """For each variant (``{label: settings}``) and system (formula, atoms per cell) that has a GA record, the GA's
     success and calls to 50 % against the newest random-search record of the same seeds
-    (:func:`gapkit.search.compare.oracle_savings`), with the record's commit. Only records holding every seed of
+    (:func:`gapkit.search.statistics.oracle_savings`), with the record's commit. Only records holding every seed of
     ``seeds`` count (None: any); ``newest=False`` takes the oldest record of those settings instead (an earlier
     version of the search code)."""
-    from gapkit.search.compare import oracle_savings
+    from gapkit.search.statistics import oracle_savings
 
     records = search_records() if records is None else list(records)
     rows = []
@@ -154,13 +171,13 @@ def savings_table(variants: dict[str, dict[str, Any]], systems: list[tuple[str, 
             record = found[0] if newest else found[-1]
             ga = per_seed_calls(record)
             random = latest_run(records, formula=formula, n_atoms=n_atoms, method="random", seeds=ga["seed"])
-            saving = oracle_savings(ga, random[0]) if random is not None else {}
+            saving = oracle_savings(ga, random[0]) if random is not None else None
             rows.append({"variant": label, "system": f"{formula}, {n_atoms} atoms",
                          "GA found": f"{int(np.isfinite(ga['ga_potential']).sum())}/{len(ga)}",
-                         "GA calls to 50 %": saving.get("GA calls to 50 %", np.nan),
-                         "random calls to 50 %": saving.get("random calls to 50 %", np.nan),
-                         "fewer calls": saving.get("ratio", np.nan),
-                         "90 % interval": saving.get("ratio, 90 % bootstrap", "-"),
+                         "GA calls to 50 %": saving.calls_to_half if saving else np.nan,
+                         "random calls to 50 %": saving.random_calls_to_half if saving else np.nan,
+                         "fewer calls": saving.ratio if saving else np.nan,
+                         "90 % interval": "{:.1f}-{:.1f}".format(*saving.interval) if saving else "-",
                          "commit": record["provenance"]["commit"][:7]})
     return pd.DataFrame(rows)
 

@@ -73,15 +73,15 @@ def test_recommended_run_falls_back_to_the_record_without_random_starts(folder):
     assert recommended_run("CaTiO3", 5, records) is None
 
 
-def test_config_overrides_name_searchconfig_fields():
-    import dataclasses
-
+def test_config_changes_rebuild_the_recorded_method():
     from gapkit.search.profiles import search_config
-    from gapkit.search.records import config_overrides
+    from gapkit.search.records import config_changes
 
-    config = dataclasses.replace(search_config("quick", "Si", 2), **config_overrides())
-    assert config.relaxation_frames_every == 5 and config.stale_random_relaxations == 1
-    assert config.screen_final_picks and config.relax_per_round == 3 and config.total_budget == 1000
+    config = search_config("quick", "Si", 2).replace(final={"rounds": 1, "patience": None, "frames_every": 0,
+                                                             "stale_random_relaxations": 0}, budget=None)
+    config = config.replace(**config_changes())
+    assert config.final.frames_every == 5 and config.final.stale_random_relaxations == 1
+    assert config.final.screen_picks and config.final.relax_per_round == 3 and config.budget == 1000
 
 
 def test_savings_table_and_overview(folder):

@@ -82,3 +82,31 @@ def test_descriptor_study_and_reference_baselines(copper_set):
     # one element only: composition alone can do no better than the mean energy
     by_model = floor.groupby("model")["test RMSE (eV/atom)"].mean()
     assert by_model["composition only"] == pytest.approx(by_model["training mean"])
+
+
+def test_label_study_compares_the_three_labellings():
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from gapkit.search.training_study import LABELLINGS, label_study
+    from gapkit.search.potential import TrainSettings
+
+    structures, energies, forces, stresses = [], [], [], []
+    for k in range(14):
+        atoms = bulk("Cu", "fcc", 3.6, cubic=True)
+        atoms.rattle(0.12, seed=k)
+        atoms.set_cell(atoms.cell * (0.96 + 0.006 * k), scale_atoms=True)
+        atoms.calc = EMT()
+        energies.append(atoms.get_potential_energy())
+        forces.append(atoms.get_forces())
+        stresses.append(atoms.get_stress(voigt=False))
+        atoms.calc = None
+        structures.append(atoms)
+    table = label_study(structures[:12], energies[:12], forces[:12], stresses[:12], structures[12:],
+                        energies[12:], [29], TrainSettings(max_epochs=300, patience=100), seed=0, n_folds=3)
+    assert list(table["training labels"]) == list(LABELLINGS)
+    assert table.drop(columns=["training labels"]).notna().all().all()
+    # the force labels teach forces: the held-out force error drops
+    assert table["held-out F RMSE (eV/Å)"].iloc[1] < table["held-out F RMSE (eV/Å)"].iloc[0]
+    with pytest.raises(ValueError, match="folds"):
+        label_study(structures[:4], energies[:4], forces[:4], stresses[:4], [], [], [29], n_folds=4)
