@@ -30,6 +30,7 @@ def structures() -> list[Structure]:
 def classifier_saying(p_metal_logit: float) -> MetalClassifier:
     """A classifier whose output ignores the input: logits (0, p_metal_logit) -> metal when the logit is > 0."""
     clf = MetalClassifier(**SMALL)
+    torch.manual_seed(0)
     model = clf.build_model({"atom_vectors": atom_init_table("onehot")})
     with torch.no_grad():
         model.out.weight.zero_()
@@ -40,6 +41,7 @@ def classifier_saying(p_metal_logit: float) -> MetalClassifier:
 
 def regressor_saying(gap_ev: float) -> CGCNN:
     reg = CGCNN(**SMALL)
+    torch.manual_seed(0)
     model = reg.build_model({"atom_vectors": atom_init_table("onehot")})
     with torch.no_grad():
         model.out.weight.zero_()
@@ -65,7 +67,7 @@ def test_classifier_probabilities_sum_to_one():
     clf = classifier_saying(0.3)
     torch.manual_seed(1)
     with torch.no_grad():  # random head weights: probabilities that differ per structure
-        clf.task_.model.out.weight.normal_()
+        clf.task_.model.out.weight.normal_(0.0, 0.3)
     p = clf.predict_proba(structures())
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-6)
     assert p[:, METAL].std() > 0
@@ -115,3 +117,17 @@ def test_original_cgcnn_classifier_converts(shared_data_dir):
     assert p[0, ORIGINAL_METAL_CLASS] > 0.9 and (p[1:, ORIGINAL_METAL_CLASS] < 0.1).all()  # Cu metal; NaCl, MgO not
     with pytest.raises(ValueError, match="original CGCNN checkpoint"):
         from_original_checkpoint({"state_dict": {}})
+
+
+def test_two_stage_fits_end_to_end_with_the_shared_trainer():
+    structs = structures() + [fcc("Al", 4.05), fcc("Ag", 4.09), salt("K", "Br", 6.6)]
+    df = pd.DataFrame({"structure": structs * 2, "formula": [s.composition.reduced_formula for s in structs] * 2,
+                       "gap_ev": [0.0, 5.0, 4.5, 0.0, 0.0, 4.0] * 2})
+    tiny = dict(SMALL, max_epochs=2, patience=None, batch_size=4)
+    model = TwoStageGap(MetalClassifier(**tiny), CGCNN(**tiny)).fit(df.iloc[:8], df.iloc[8:])
+    history = model.classifier.history()
+    assert {"val_loss", "val_accuracy", "train_loss"} <= set(history.columns) and len(history) == 2
+    pred = model.predict(df)
+    assert (pred.loc[pred["is_metal"], "gap_ev"] == 0).all() and pred["p_metal"].between(0, 1).all()
+    with pytest.raises(NotImplementedError):
+        model.classifier.calibrate(df)

@@ -139,3 +139,12 @@ def test_formula_errors(bad, reason):
 
 def test_formula_ok():
     assert parse_formula(" Si2O4 ").reduced_formula == "SiO2"
+
+
+def test_mp_subset_parsed_without_the_cache_matches_its_cifs(shared_data_dir):
+    df = gd.load_mp_structures(n=5, seed=3, progress=False, parse_cache=False)
+    assert len(df) == 5 and "cif" not in df.columns
+    for formula, s in zip(df["formula"], df["structure"]):
+        from pymatgen.core import Composition
+
+        assert Composition(formula).reduced_formula == s.composition.reduced_formula
