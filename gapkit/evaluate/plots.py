@@ -10,7 +10,7 @@ from gapkit.evaluate.metrics import linear_fit, regression_metrics
 
 
 def parity_plot(y_true, y_pred, ax: plt.Axes | None = None, title: str = "",
-                quantity: str = "band gap (eV)") -> plt.Axes:
+                quantity: str = "band gap (eV)", unit: str = "eV") -> plt.Axes:
     """Predicted vs DFT values, the y = x line and the least-squares fit line, MAE in the legend."""
     ax = ax or plt.subplots(figsize=(4, 4))[1]
     y, p = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
@@ -22,7 +22,7 @@ def parity_plot(y_true, y_pred, ax: plt.Axes | None = None, title: str = "",
     ax.plot(xs, fit["slope"] * xs + fit["intercept"], color="tab:red", lw=1.5,
             label=f"fit: {fit['slope']:.2f}x + {fit['intercept']:.2f} (r = {fit['r']:.2f})")
     ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel=f"DFT {quantity}", ylabel=f"predicted {quantity}",
-           title=f"{title} (MAE {m['mae']:.3f} eV)" if title else f"MAE {m['mae']:.3f} eV")
+           title=f"{title} (MAE {m['mae']:.3f} {unit})" if title else f"MAE {m['mae']:.3f} {unit}")
     ax.set_aspect("equal")
     ax.legend(loc="upper left", fontsize=7, frameon=False)
     return ax
