@@ -32,9 +32,9 @@ from gapkit.search.training_set import learn_from_relaxations, learn_from_single
 
 log = logging.getLogger(__name__)
 
-# Random streams: the second entry of SeedSequence([seed, stream, system]). Learning cycles use their cycle number
-# (0, 1, ...); the others sit where no cycle number reaches, so no two parts of a search share random numbers.
-# The values are those every recorded run used: changing one changes every search.
+# Random streams: the second entry of SeedSequence([seed, stream, system]) (of [seed, stream] for random starts).
+# Learning cycles use their cycle number (0, 1, ...); the others sit where no cycle number reaches, so no two parts
+# of a search share random numbers. The values are those every recorded run used: changing one changes every search.
 INITIAL_POPULATION_STREAM = 99_999
 FINAL_GA_STREAM = 10_000           # + the cycle the loop stopped at + FINAL_ROUND_STRIDE x the round
 FINAL_ROUND_STRIDE = 1_000
