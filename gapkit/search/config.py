@@ -20,6 +20,7 @@ import numpy as np
 from ase import Atoms
 
 from gapkit.search.ga import GASettings
+from gapkit.search.oracle import OracleResult
 from gapkit.search.population import CRYSTAL_SYSTEMS, stoichiometry
 from gapkit.search.potential import TrainSettings
 
@@ -117,7 +118,7 @@ class Target:
             raise ConfigError(f"Target.tolerance must be 0 or more eV/atom, got {self.tolerance}.")
 
     @classmethod
-    def from_reference(cls, reference, **kwargs) -> "Target":
+    def from_reference(cls, reference: "OracleResult | Atoms", **kwargs) -> "Target":
         """A target from an oracle-relaxed reference (an ``OracleResult``: structure and energy) or bare Atoms."""
         if isinstance(reference, Atoms):
             return cls(structure=reference, **kwargs)

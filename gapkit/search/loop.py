@@ -64,7 +64,8 @@ def cycle_rng(seed: int, stream: int, system_index: int) -> np.random.Generator:
 
 def make_scorer(potential: NNPotential, relax_steps: int = 0, fmax: float = 0.05) -> Callable:
     """Scorer for the GA: (optionally potential-relaxed) atoms and predicted energy per atom, or None."""
-    def score(atoms: Atoms):
+    def score(atoms: Atoms) -> tuple[Atoms, float] | None:
+        """``atoms`` (relaxed on the potential when asked) and its predicted energy per atom, or None."""
         atoms = atoms.copy()
         try:
             if relax_steps > 0:

@@ -9,6 +9,8 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from gapkit.search.config import SearchConfig
+
 # the value a setting had before the benchmark began to store it (the SearchConfig default of that time);
 # records of the first runs store no settings at all and ran these defaults
 SETTING_DEFAULTS: dict[str, Any] = {"final_rounds": 1, "round_patience": 2, "frames_every": 0, "total_budget": None,
@@ -129,7 +131,7 @@ def config_changes(settings: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"final": final, "budget": budget}
 
 
-def config_settings(config, stopped_when_found: bool | None = None) -> dict[str, Any]:
+def config_settings(config: SearchConfig, stopped_when_found: bool | None = None) -> dict[str, Any]:
     """The settings a record stores for a search of ``config`` (the inverse of :func:`config_changes`)."""
     stored = {key: getattr(config.final, field) for key, field in FINAL_FIELDS.items()}
     return {**stored, "total_budget": config.budget, "known_error_cap": None,
