@@ -77,3 +77,18 @@ def test_a_record_of_a_deleted_setting_cannot_be_rerun():
     old = config_changes({"final_rounds": 1, "round_patience": 2, "frames_every": 5})  # the benchmark's old flags
     assert old["final"]["frames_every"] == 0 and old["final"]["patience"] is None and old["budget"] is None
     search_config("quick").replace(**old)  # valid: the paper's single round
+
+
+def test_the_quick_profile_and_the_random_streams_are_those_the_records_ran():
+    from gapkit.search import ase_ga_search, loop, random_search
+
+    config = search_config("quick")
+    ga, learning, final, train = config.ga, config.learning, config.final, config.train
+    assert (ga.population_size, ga.n_children, ga.n_immigrants, ga.potential_relax_steps) == (12, 6, 2, 20)
+    assert (learning.generations, learning.picks_per_system, learning.max_cycles, learning.min_training_size,
+            learning.target_rmse) == (3, 2, 3, 60, 0.08)
+    assert (final.generations, final.picks_per_system, final.relax_steps, final.potential_relax_steps) == (5, 2, 60, 100)
+    assert (train.max_epochs, train.patience, config.fmax, config.skip_known) == (1000, 150, 0.05, True)
+    assert (loop.INITIAL_POPULATION_STREAM, loop.FINAL_GA_STREAM, loop.FINAL_ROUND_STRIDE, loop.RANDOM_START_STREAM,
+            random_search.RANDOM_SEARCH_STREAM, ase_ga_search.ASE_GA_STREAM) == (99_999, 10_000, 1_000, 30_000,
+                                                                                  424242, 171717)
