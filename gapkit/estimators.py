@@ -715,8 +715,8 @@ class TwoStageGap:
             raise ValueError(f"threshold is a probability in (0, 1), got {threshold!r}.")
         if classifier is not None and not isinstance(classifier, MetalClassifier):
             raise TypeError(f"classifier must be a MetalClassifier, got {type(classifier).__name__}.")
-        if regressor is not None and (not isinstance(regressor, BandGapEstimator) or isinstance(regressor, MetalClassifier)
-                                      or regressor.target != TARGET):
+        if regressor is not None and (not isinstance(regressor, BandGapEstimator)
+                                      or isinstance(regressor, MetalClassifier) or regressor.target != TARGET):
             raise TypeError("regressor must be a band-gap estimator (CGCNN, CGCrabNet, CrabNet) predicting gap_ev.")
         self.classifier = classifier if classifier is not None else MetalClassifier()
         self.regressor = regressor if regressor is not None else CGCNN()

@@ -116,7 +116,7 @@ def element_site_means(labelled: pd.DataFrame, role: str, min_count: int = 1) ->
     return table.loc[sorted(table.index, key=lambda s: Element(s).Z)]
 
 
-def _anion_key(names: list[str], counts: Sequence[int] | None = None) -> str:
+def _anion_key(names: list[str]) -> str:
     return "".join(sorted(names))
 
 

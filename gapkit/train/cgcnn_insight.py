@@ -14,10 +14,13 @@ trainer through the estimators.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from gapkit.estimators import TwoStageGap
 
 PEROVSKITE_TARGET = "heat_all_ev_per_atom"
 READOUT_NAMES = {"linear": "linear per-site readout", "mean": "full head (mean pool + hidden layer)"}
@@ -159,7 +162,7 @@ def mp_splits(config: MetalGapConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     return train_val_test_split(df, seed=config.seed)
 
 
-def fit_two_stage(config: MetalGapConfig, train: pd.DataFrame, val: pd.DataFrame):
+def fit_two_stage(config: MetalGapConfig, train: pd.DataFrame, val: pd.DataFrame) -> TwoStageGap:
     """A fitted TwoStageGap: MetalClassifier on all rows, band-gap CGCNN on the semiconductors."""
     from gapkit.estimators import CGCNN, MetalClassifier, TwoStageGap
 

@@ -115,7 +115,7 @@ class BandGapTask(L.LightningModule):
         """(gap, Laplace scale) in eV."""
         return self(batch)
 
-    def configure_optimizers(self):
+    def configure_optimizers(self) -> dict:
         """Lamb, with the learning rate cycling lr_min -> lr_max -> lr_min every ``cycle_epochs`` epochs."""
         return lamb_cyclic(self)
 
@@ -182,6 +182,6 @@ class MetalTask(L.LightningModule):
         """Class probabilities."""
         return self(batch)
 
-    def configure_optimizers(self):
+    def configure_optimizers(self) -> dict:
         """The regression task's Lamb + cyclic learning rate."""
         return lamb_cyclic(self)
