@@ -178,13 +178,8 @@ def fold_maes(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_table(predictions: pd.DataFrame, published: dict[str, float] | None = None) -> pd.DataFrame:
-    """Mean ± std of the per-fold test MAE per model, the folds it wins against scratch, the paper's number."""
-    maes = fold_maes(predictions)
-    table = pd.DataFrame({"mean_mae_ev": maes.mean(axis=1), "std_mae_ev": maes.std(axis=1, ddof=1),
-                          "n_folds": maes.notna().sum(axis=1)})
-    if published:
-        table["paper_mae_ev"] = [published.get(m, np.nan) for m in table.index]
-    return table.sort_values("mean_mae_ev")
+    """Mean ± std of the per-fold test MAE per model and the paper's number, from test predictions."""
+    return record_table(metrics_record(predictions), published)
 
 
 def metrics_record(predictions: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -192,6 +187,16 @@ def metrics_record(predictions: pd.DataFrame) -> dict[str, dict[str, Any]]:
     maes = fold_maes(predictions)
     return {m: {"mean": float(row.mean()), "std": float(row.std(ddof=1)),
                 "per_split": [float(v) for v in row.to_numpy()]} for m, row in maes.iterrows()}
+
+
+def record_table(test_mae: dict[str, dict[str, Any]], published: dict[str, float] | None = None) -> pd.DataFrame:
+    """The ``metrics_record`` (or a recorded ``test_mae``) as a table: mean, std, folds, the paper's number."""
+    table = pd.DataFrame({"mean_mae_ev": {m: v["mean"] for m, v in test_mae.items()},
+                          "std_mae_ev": {m: v["std"] for m, v in test_mae.items()},
+                          "n_folds": {m: int(np.isfinite(v["per_split"]).sum()) for m, v in test_mae.items()}})
+    if published:
+        table["paper_mae_ev"] = [published.get(m, np.nan) for m in table.index]
+    return table.sort_values("mean_mae_ev")
 
 
 def learning_curve(pretrained, folds: list[dict[str, pd.DataFrame]], config: TransferStudyConfig,

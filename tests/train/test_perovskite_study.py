@@ -89,3 +89,17 @@ def test_load_pretrained_models_names_the_choices_for_an_unknown_model():
 
     with pytest.raises(KeyError, match="choose from"):
         load_pretrained_models(["CGCNN", "NoSuchNet"])
+
+
+def test_record_table_reads_a_recorded_test_mae_like_the_predictions():
+    import pandas as pd
+
+    from gapkit.train.perovskite_study import metrics_record, record_table, summary_table
+
+    preds = pd.DataFrame({"model": ["a"] * 4 + ["b"] * 4, "fold": [0, 0, 1, 1] * 2,
+                          "gap_ev": [1.0, 2.0, 1.0, 2.0] * 2, "pred_ev": [1.5, 2.0, 1.0, 3.0, 1.0, 2.0, 1.2, 2.0]})
+    table = summary_table(preds, {"a": 0.3})
+    assert table.index.tolist() == ["b", "a"] and table.loc["a", "n_folds"] == 2
+    assert table.loc["a", "mean_mae_ev"] == pytest.approx((0.25 + 0.5) / 2)
+    assert table.loc["a", "paper_mae_ev"] == 0.3 and pd.isna(table.loc["b", "paper_mae_ev"])
+    assert record_table(metrics_record(preds)).equals(table.drop(columns="paper_mae_ev"))
