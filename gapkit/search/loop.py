@@ -66,18 +66,23 @@ def make_scorer(potential: NNPotential, relax_steps: int = 0, fmax: float = 0.05
     """Scorer for the GA: (optionally potential-relaxed) atoms and predicted energy per atom, or None."""
     def score(atoms: Atoms) -> tuple[Atoms, float] | None:
         """``atoms`` (relaxed on the potential when asked) and its predicted energy per atom, or None."""
-        atoms = atoms.copy()
+        atoms, e = atoms.copy(), None
         try:
             if relax_steps > 0:
                 from ase.filters import UnitCellFilter
                 from ase.optimize import BFGS
 
                 from gapkit.search.potential import PotentialCalculator
-                atoms.calc = PotentialCalculator(potential)
+                calc = atoms.calc = PotentialCalculator(potential)
                 BFGS(UnitCellFilter(atoms), logfile=None, maxstep=0.2).run(fmax=fmax, steps=relax_steps)
                 atoms.calc = None
-            with single_thread():
-                e = potential.predict(atoms) / len(atoms)
+                # the optimizer's last step computed the energy at these very positions: the same number that
+                # predict would compute again
+                e = calc.energy_of(atoms)
+            if e is None:
+                with single_thread():
+                    e = potential.predict(atoms)
+            e = e / len(atoms)
         except (ValueError, RuntimeError, np.linalg.LinAlgError) as err:
             log.debug("potential could not score a structure: %s", err)
             return None
@@ -136,7 +141,7 @@ def known_structures(state: SearchState) -> tuple[list[Atoms], list[float]] | No
     if state.potential is None or not state.training:
         return None
     with single_thread():
-        return state.train_atoms, [state.potential.predict(a) / len(a) for a in state.train_atoms]
+        return state.train_atoms, [state.potential.predict_known(a) / len(a) for a in state.train_atoms]
 
 
 def init_state(config: SearchConfig) -> SearchState:

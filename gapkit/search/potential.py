@@ -8,7 +8,6 @@ potential as an ASE calculator so ASE optimizers (BFGS, FIRE, with a cell filter
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 from dataclasses import dataclass, field
 
@@ -106,6 +105,12 @@ class NNPotential(nn.Module):
             return float(self.energy(torch.as_tensor(atoms.positions, dtype=DTYPE),
                                      torch.as_tensor(np.asarray(atoms.cell), dtype=DTYPE), graph))
 
+    def predict_known(self, atoms: Atoms) -> float:
+        """:meth:`predict` (the same number) for a structure whose descriptors are kept (training structures)."""
+        desc = cached_descriptors(atoms, self.species, self.params)
+        with torch.no_grad():
+            return float(self.atomic_energies(desc, self.species_index(atoms.numbers)).sum())
+
     def energy_forces_stress(self, atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray]:
         """Energy (eV), forces (eV/Å) and stress (eV/Å^3, 3x3) by autograd through a strain."""
         graph = build_neighbour_graph(atoms, self.params.r_cut)
@@ -152,6 +157,12 @@ class PotentialCalculator(Calculator):
         if self.atoms is not None and _identical(self.atoms, atoms):
             return []
         return super().check_state(atoms, tol)
+
+    def energy_of(self, atoms: Atoms) -> float | None:
+        """The energy (eV) last computed, if it was computed for exactly ``atoms`` (else None)."""
+        if self.atoms is None or "energy" not in self.results or not _identical(self.atoms, atoms):
+            return None
+        return float(self.results["energy"])
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         """Fill ``self.results`` for the current atoms."""
@@ -204,15 +215,39 @@ class TrainHistory:
         return self.train_rmse[self.best_epoch]
 
 
+# Descriptors of structures seen before, by content (numbers, positions, cell, species and parameters): the search
+# refits on a training set that only grows and predicts its structures every round, so most rows are repeats.
+# Bit-identical to computing them again (the same code on the same numbers); bounded by dropping the oldest.
+_DESCRIPTOR_CACHE: dict[tuple, torch.Tensor] = {}
+_DESCRIPTOR_CACHE_SIZE = 20_000
+
+
+def _descriptor_key(atoms: Atoms, species: list[int], params: DescriptorParams) -> tuple:
+    """What a structure's descriptors depend on, as a hashable key."""
+    return (np.asarray(atoms.numbers).tobytes(), np.ascontiguousarray(atoms.positions, dtype=float).tobytes(),
+            np.ascontiguousarray(atoms.cell.array, dtype=float).tobytes(), tuple(species), params)
+
+
+def cached_descriptors(atoms: Atoms, species: list[int], params: DescriptorParams) -> torch.Tensor:
+    """The (n_atoms, n_features) descriptors of ``atoms`` without gradients, computed once per structure."""
+    key = _descriptor_key(atoms, species, params)
+    desc = _DESCRIPTOR_CACHE.get(key)
+    if desc is None:
+        graph = build_neighbour_graph(atoms, params.r_cut)
+        with torch.no_grad():
+            desc = descriptor_matrix(torch.as_tensor(atoms.positions, dtype=DTYPE),
+                                     torch.as_tensor(np.asarray(atoms.cell), dtype=DTYPE), graph, species, params)
+        if len(_DESCRIPTOR_CACHE) >= _DESCRIPTOR_CACHE_SIZE:
+            _DESCRIPTOR_CACHE.pop(next(iter(_DESCRIPTOR_CACHE)), None)
+        _DESCRIPTOR_CACHE[key] = desc
+    return desc
+
+
 def _stack_descriptors(structures: list[Atoms], potential: NNPotential):
     """Descriptors of all atoms of all structures, with species and owning-structure index."""
     descs, sps, owner = [], [], []
     for k, atoms in enumerate(structures):
-        graph = build_neighbour_graph(atoms, potential.params.r_cut)
-        with torch.no_grad():
-            descs.append(descriptor_matrix(torch.as_tensor(atoms.positions, dtype=DTYPE),
-                                            torch.as_tensor(np.asarray(atoms.cell), dtype=DTYPE),
-                                            graph, potential.species, potential.params))
+        descs.append(cached_descriptors(atoms, potential.species, potential.params))
         sps.append(potential.species_index(atoms.numbers))
         owner.append(torch.full((len(atoms),), k, dtype=torch.long))
     return torch.cat(descs), torch.cat(sps), torch.cat(owner)
@@ -341,6 +376,11 @@ def _minibatch_epoch(pot: NNPotential, opt: torch.optim.Optimizer, desc: torch.T
         opt.step(closure)
 
 
+def _snapshot(pot: NNPotential) -> dict[str, torch.Tensor]:
+    """A copy of the potential's weights and buffers (what ``copy.deepcopy(state_dict())`` gave, cheaper)."""
+    return {k: v.detach().clone() for k, v in pot.state_dict().items()}
+
+
 def _masked_mse(err: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the labelled entries (0 when there are none)."""
     return (err[mask] ** 2).mean() if mask.any() else err.new_zeros(())
@@ -382,7 +422,7 @@ def _fit(structures: list[Atoms], energies_ev: list[float], species: list[int],
         s_scale = float(labels.stresses[s_mask["train"]].std().clamp_min(1e-4)) if s_mask["train"].any() else 1.0
         desc.requires_grad_(True)
     opt = make_optimizer(settings, pot.parameters())
-    best, best_epoch, best_state = float("inf"), -1, copy.deepcopy(pot.state_dict())
+    best, best_epoch, best_state = float("inf"), -1, _snapshot(pot)
     hist_tr, hist_va = [], []
     best_score = float("inf")
     minibatch = settings.batch_size is not None and settings.batch_size < len(train_idx)
@@ -426,7 +466,7 @@ def _fit(structures: list[Atoms], energies_ev: list[float], species: list[int],
         hist_va.append(va)
         score = va if labels is None else va ** 2 / float(pot.e_std) ** 2 + val_extra
         if score < best_score - 1e-6:
-            best_score, best, best_epoch, best_state = score, va, epoch, copy.deepcopy(pot.state_dict())
+            best_score, best, best_epoch, best_state = score, va, epoch, _snapshot(pot)
         elif epoch - best_epoch >= settings.patience:
             break
     pot.load_state_dict(best_state)

@@ -80,10 +80,15 @@ def retrain(state: SearchState, config: SearchConfig) -> None:
     if len(state.training) < 4:
         return
     species = sorted({atomic_numbers[el] for el in config.counts()})
-    pot, hist = fit_potential(state.train_atoms, state.train_energies, species, config.train,
-                              seed=int(np.random.SeedSequence([config.seed, state.cycle]).generate_state(1)[0]),
-                              forces=[r.forces for r in state.training],
-                              stresses=[r.stress for r in state.training])
-    state.potential, state.min_loss, state.val_rmse = pot, hist.min_loss, hist.best_val_rmse
-    state.rmse_history.append(hist.best_val_rmse)
+    seed = int(np.random.SeedSequence([config.seed, state.cycle]).generate_state(1)[0])
+    # the training set only grows: the same size, seed and settings as the last fit mean the same data, and the
+    # fit (deterministic) would return the same potential; final rounds that added no label keep it
+    key = (seed, len(state.training), tuple(species), config.train)
+    if state.potential is None or getattr(state.potential, "fit_key", None) != key:
+        pot, hist = fit_potential(state.train_atoms, state.train_energies, species, config.train, seed=seed,
+                                  forces=[r.forces for r in state.training],
+                                  stresses=[r.stress for r in state.training])
+        pot.fit_key = key
+        state.potential, state.min_loss, state.val_rmse = pot, hist.min_loss, hist.best_val_rmse
+    state.rmse_history.append(state.val_rmse)
     state.train_size_history.append(len(state.training))

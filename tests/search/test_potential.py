@@ -170,3 +170,19 @@ def test_bad_training_settings():
         fit_potential(structures, energies, [29], TrainSettings(batch_size=2, force_weight=1.0))
     with pytest.raises(ValueError, match="weight decay"):
         fit_potential(structures, energies, [29], TrainSettings(optimizer="lbfgs", weight_decay=1e-3))
+
+
+def test_kept_descriptors_and_the_relaxation_s_last_energy_are_the_numbers_computed_afresh():
+    from gapkit.search.descriptors import atoms_descriptors
+    from gapkit.search.loop import make_scorer
+    from gapkit.search.potential import cached_descriptors
+
+    torch.manual_seed(0)
+    pot = NNPotential([29])
+    atoms = bulk("Cu", "fcc", a=3.7) * (1, 1, 2)
+    atoms.rattle(0.05, seed=1)
+    np.testing.assert_array_equal(cached_descriptors(atoms, pot.species, pot.params).numpy(),
+                                  atoms_descriptors(atoms, pot.species, pot.params))
+    assert pot.predict_known(atoms) == pot.predict(atoms)
+    relaxed, e = make_scorer(pot, relax_steps=5)(atoms)
+    assert e == pot.predict(relaxed) / len(relaxed)  # bit for bit: GA rankings are unchanged
