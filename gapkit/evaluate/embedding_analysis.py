@@ -90,19 +90,31 @@ def cluster_purity(table: pd.DataFrame, elements: Sequence[str] = MAIN_GROUP_34)
     return purity(clusters.to_numpy(), truth), float(adjusted_rand_score(truth, clusters.to_numpy()))
 
 
-def pca_scores(table: pd.DataFrame, elements: Sequence[str] = MAIN_GROUP_34, n_components: int = 4) -> pd.DataFrame:
-    """PCA scores (PC1..PCn) of the column-standardised vectors of ``elements``."""
+def _pca(table: pd.DataFrame, elements: Sequence[str], n_components: int) -> tuple[PCA, pd.DataFrame]:
     used, x = _vectors(table, elements)
     sd = x.std(axis=0)
     x = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-    scores = PCA(n_components=n_components, svd_solver="full").fit_transform(x)
-    return pd.DataFrame(scores, index=pd.Index(used, name="element"),
-                        columns=[f"PC{i + 1}" for i in range(n_components)])
+    pca = PCA(n_components=n_components, svd_solver="full")
+    scores = pca.fit_transform(x)
+    return pca, pd.DataFrame(scores, index=pd.Index(used, name="element"),
+                             columns=[f"PC{i + 1}" for i in range(n_components)])
+
+
+def pca_scores(table: pd.DataFrame, elements: Sequence[str] = MAIN_GROUP_34, n_components: int = 4) -> pd.DataFrame:
+    """PCA scores (PC1..PCn) of the column-standardised vectors of ``elements``."""
+    return _pca(table, elements, n_components)[1]
 
 
 def pc1_valence_spearman(table: pd.DataFrame, elements: Sequence[str] = MAIN_GROUP_34) -> float:
-    """|Spearman rho| between PC1 and the valence-electron count of the elements."""
-    scores = pca_scores(table, elements)
+    """|Spearman rho| between PC1 and the valence-electron count; NaN when PC1 is not unique.
+
+    A one-hot table explains the same variance along every component, so its "PC1" is whichever
+    direction the linear-algebra library returns first: no number, rather than an arbitrary one.
+    """
+    pca, scores = _pca(table, elements, 4)
+    top, second = pca.explained_variance_[:2]
+    if top - second <= 1e-6 * top:
+        return float("nan")
     rho = spearmanr(scores["PC1"], [valence_electrons(e) for e in scores.index]).statistic
     return float(abs(rho))
 

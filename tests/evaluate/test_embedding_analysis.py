@@ -108,3 +108,9 @@ def test_downstream_mae_prefers_an_informative_table():
     result = downstream_mae(df, {"good": good, "noise": noise}, seeds=(0, 1), n_estimators=20)
     assert result.loc["good", "mae_mean"] < 0.5 * result.loc["noise", "mae_mean"]
     assert set(result.columns) >= {"mae_mean", "mae_std", "mae_seed0", "mae_seed1"}
+
+
+def test_pc1_of_a_one_hot_table_is_not_a_number():
+    # every direction of a one-hot table explains the same variance: PC1 is arbitrary
+    one_hot = pd.DataFrame(np.eye(len(MAIN_GROUP_34)), index=MAIN_GROUP_34)
+    assert np.isnan(pc1_valence_spearman(one_hot))
