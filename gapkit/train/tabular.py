@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from gapkit.train.tasks import BandGapTask
+from gapkit.train.tasks import BandGapTask, seeded_loader
 from gapkit.train.trainer import TrainConfig, fit
 
 logger = logging.getLogger(__name__)
@@ -53,9 +53,7 @@ class TabularDataset(Dataset):
 
     def loader(self, batch_size: int = 64, shuffle: bool = False, seed: int = 0) -> DataLoader:
         """A DataLoader over this dataset (seeded shuffling)."""
-        gen = torch.Generator().manual_seed(seed)
-        return DataLoader(self, batch_size=batch_size, shuffle=shuffle, collate_fn=self.collate,
-                          generator=gen if shuffle else None)
+        return seeded_loader(self, batch_size, shuffle, seed)
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,14 @@ class MaterialsDataset(Dataset):
 
     def loader(self, batch_size: int = 256, shuffle: bool = False, seed: int = 0) -> DataLoader:
         """A DataLoader over this dataset (seeded shuffling, in-process collation)."""
-        gen = torch.Generator().manual_seed(seed)
-        return DataLoader(self, batch_size=batch_size, shuffle=shuffle, collate_fn=self.collate,
-                          generator=gen if shuffle else None)
+        return seeded_loader(self, batch_size, shuffle, seed)
+
+
+def seeded_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, seed: int = 0) -> DataLoader:
+    """A DataLoader over a dataset with a ``collate`` method: indices in, one batch dict out, seeded shuffling."""
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=dataset.collate,
+                      generator=gen if shuffle else None)
 
 
 class BandGapTask(L.LightningModule):
