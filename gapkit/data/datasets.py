@@ -11,6 +11,7 @@ import json
 import re
 import warnings
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable, Literal
 
 import numpy as np
@@ -209,12 +210,28 @@ def load_li2023_candidates() -> pd.DataFrame:
                               "Data Category": "category"})
 
 
-def load_li2023_element_properties() -> pd.DataFrame:
-    """Li 2023 element property table: one row per element, one column per property abbreviation."""
+LI2023_ERRATA = Path(__file__).resolve().parents[2] / "data" / "li2023" / "element_property_errata.csv"
+
+
+def load_li2023_element_properties(errata: bool = True) -> pd.DataFrame:
+    """Li 2023 element property table: one row per element, one column per property abbreviation.
+
+    With ``errata`` (default) the four decimal-point / unit slips listed in
+    ``data/li2023/element_property_errata.csv`` are corrected; ``errata=False`` gives the table as published.
+    """
     raw = pd.read_csv(fetch(LI2023, "element_properties_table.csv"))
     table = raw.drop(columns=[c for c in raw.columns[:4] if c != "Property"]).set_index("Property").T
     table.index.name = "element"
-    return table.apply(pd.to_numeric, errors="coerce")
+    table = table.apply(pd.to_numeric, errors="coerce")
+    if errata:
+        for row in pd.read_csv(LI2023_ERRATA).itertuples():
+            published = table.at[row.element, row.property]
+            if not np.isclose(published, row.table_value):
+                # a different table version: refuse rather than "correct" a value that is not the slip
+                raise ValueError(f"errata expect {row.element} {row.property} = {row.table_value}, the table has "
+                                 f"{published}; check data/li2023/element_property_errata.csv against the data.")
+            table.at[row.element, row.property] = row.corrected_value
+    return table
 
 
 def load_li2023_spinel_cifs(structures: bool = True, errors: ErrorPolicy = "warn",

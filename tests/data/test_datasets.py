@@ -148,3 +148,14 @@ def test_mp_subset_parsed_without_the_cache_matches_its_cifs(shared_data_dir):
         from pymatgen.core import Composition
 
         assert Composition(formula).reduced_formula == s.composition.reduced_formula
+
+
+def test_li2023_errata_correct_the_slips_and_nothing_else():
+    published, corrected = gd.load_li2023_element_properties(errata=False), gd.load_li2023_element_properties()
+    assert published.at["Mg", "RM"] == 1602.0 and corrected.at["Mg", "RM"] == pytest.approx(1.602)
+    changed = (published != corrected) & published.notna()
+    assert int(changed.to_numpy().sum()) == 4
+    # after the errata no corrected property has a value 100x away from its median (the slips were 100-10,000x)
+    for prop in ("RM", "DFVE", "MHC", "RC"):
+        ratio = corrected[prop].abs() / corrected[prop].abs().median()
+        assert ratio.max() < 100 and ratio[ratio > 0].min() > 0.01, prop
