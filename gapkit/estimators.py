@@ -78,6 +78,7 @@ PREDICT_PROGRESS_MIN_ROWS = 2000
 # fused CGCNN edge kernels cost a one-time compile (~15-50 s on 2 cores) and save ~30-40 % of every CPU training
 # step: worth it from about this many training batches (measured: benchmarks/graphs_and_training.py)
 FUSED_MIN_BATCHES = 1000
+FINISHED_MARKER = "finished"  # in a kept run folder: the best checkpoint's path, written when training ended
 
 
 class StructureRequiredError(ValueError):
@@ -348,8 +349,9 @@ class BandGapEstimator:
 
         Gaps must be finite, >= 0 and <= ``MAX_PLAUSIBLE_GAP_EV`` eV: other rows raise BadTargetError
         (``bad_targets="drop"``: dropped with a warning). With ``run_dir`` the checkpoints and log stay there
-        and ``resume`` continues a run killed midway (``resume=False`` deletes an earlier run in ``run_dir``);
-        without it they go to a temporary folder removed at the end.
+        and ``resume`` continues a run killed midway, or reads back a run that finished there without training
+        (``resume=False`` deletes an earlier run in ``run_dir``); without it they go to a temporary folder
+        removed at the end.
         """
         from gapkit.runtime import seed_everything
         from gapkit.train.trainer import TrainConfig, fit, read_log
@@ -385,10 +387,16 @@ class BandGapEstimator:
                              devices=p["devices"], patience=p["patience"], mixed_precision=p["mixed_precision"],
                              progress=p["progress"], seed=p["seed"], keep_allocations=p["keep_allocations"],
                              monitor=self.monitor)
+        finished = run_dir / FINISHED_MARKER  # a kept run that ended: a rerun (resume) reads it back, trains nothing
         try:
-            trainer = fit(task, train_ds.loader(p["batch_size"], shuffle=True, seed=p["seed"]),
-                          val_ds.loader(p["batch_size"]), config, resume=resume)
-            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            if keep_run and resume and finished.is_file():
+                best = str(run_dir / finished.read_text().strip()) if finished.read_text().strip() else ""
+            else:
+                trainer = fit(task, train_ds.loader(p["batch_size"], shuffle=True, seed=p["seed"]),
+                              val_ds.loader(p["batch_size"]), config, resume=resume)
+                best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+                if keep_run:  # relative, so a moved run folder still reads back
+                    finished.write_text(str(Path(best).resolve().relative_to(run_dir.resolve())) if best else "")
             if best and Path(best).is_file():  # keep the best-validation weights, not the last epoch's
                 state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
                 task.load_state_dict(state)

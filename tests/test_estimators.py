@@ -107,3 +107,16 @@ def test_fused_edges_auto_uses_them_only_for_long_trainings(tmp_path, monkeypatc
     monkeypatch.setattr("gapkit.estimators.FUSED_MIN_BATCHES", 2)
     est = CGCNN(**params(CGCNN, tmp_path / "long")).fit(df)
     assert all(m.fused for m in est.task_.model.modules() if isinstance(m, GatedConv))
+
+
+def test_a_finished_kept_run_is_read_back_not_retrained(tmp_path, shared_data_dir):
+    df = tiny_frame()
+    first = CGCNN(**params(CGCNN, tmp_path)).fit(df.iloc[:9], df.iloc[9:])
+    ckpts = sorted((tmp_path / "run" / "checkpoints").glob("*.ckpt"))
+    stamps = [p.stat().st_mtime_ns for p in ckpts]
+    again = CGCNN(**params(CGCNN, tmp_path)).fit(df.iloc[:9], df.iloc[9:])  # resume=True by default
+    assert [p.stat().st_mtime_ns for p in ckpts] == stamps  # nothing trained, nothing written
+    pd.testing.assert_frame_equal(again.predict(df), first.predict(df))
+    assert again.history()["epoch"].tolist() == [0, 1]
+    fresh = CGCNN(**params(CGCNN, tmp_path, max_epochs=3)).fit(df.iloc[:9], df.iloc[9:], resume=False)
+    assert fresh.history()["epoch"].tolist() == [0, 1, 2]  # resume=False starts over

@@ -14,6 +14,7 @@ trainer through the estimators.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,6 +40,7 @@ class _NetworkSettings:
     batch_size: int = 128
     lr_min: float = 1e-4
     lr_max: float = 5e-3
+    run_root: str | None = None  # None: checkpoints in a temporary folder (quick runs); else kept and resumable
 
     def _validate(self) -> None:
         for name in ("node_dim", "n_conv", "hidden_dim", "max_epochs", "batch_size"):
@@ -51,12 +53,16 @@ class _NetworkSettings:
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience}.")
 
-    def estimator_params(self, seed: int) -> dict[str, Any]:
-        """As CGCNN / MetalClassifier parameters (CPU, quiet, no kept run folder; fused edge kernels for long runs)."""
+    def estimator_params(self, seed: int, name: str = "model") -> dict[str, Any]:
+        """As CGCNN / MetalClassifier parameters (CPU, quiet, fused edge kernels for long runs).
+
+        With ``run_root`` each model keeps its checkpoints in ``run_root/name``, so a stopped run resumes
+        and a finished model is read back instead of retrained.
+        """
         return dict(node_dim=self.node_dim, n_conv=self.n_conv, hidden_dim=self.hidden_dim, cutoff=self.cutoff,
                     max_epochs=self.max_epochs, patience=self.patience, batch_size=self.batch_size,
                     lr_min=self.lr_min, lr_max=self.lr_max, seed=seed, device="cpu", progress=False,
-                    fused_edges="auto", run_dir=None)
+                    fused_edges="auto", run_dir=None if self.run_root is None else str(Path(self.run_root) / name))
 
 
 @dataclass(frozen=True)
@@ -110,9 +116,9 @@ PROFILES: dict[str, tuple[PerovskiteSiteConfig, MetalGapConfig]] = {
     # 2-core CPU (models-full: CGCNN ~30 s per epoch on 12.6k MP structures): perovskites ~2 x 300 x ~3 s, MP
     # classifier <= 100 x ~55 s, regressor <= 100 x ~30 s: about 3 h at most, less with early stopping
     "full": (PerovskiteSiteConfig(n_structures=None, node_dim=64, n_conv=3, hidden_dim=128, max_epochs=300,
-                                  patience=40, batch_size=64, lr_max=5e-3),
+                                  patience=40, batch_size=64, lr_max=5e-3, run_root="runs/cgcnn_insight-full"),
              MetalGapConfig(n_materials=None, node_dim=64, n_conv=3, hidden_dim=128, max_epochs=100,
-                            patience=15, batch_size=128, lr_max=5e-3)),
+                            patience=15, batch_size=128, lr_max=5e-3, run_root="runs/cgcnn_insight-full")),
 }
 
 
@@ -147,8 +153,8 @@ def fit_site_models(config: PerovskiteSiteConfig, train: pd.DataFrame, val: pd.D
     """A fitted CGCNN per readout ('linear', 'mean'), regressing the heat of formation (eV/atom)."""
     from gapkit.estimators import CGCNN
 
-    params = config.estimator_params(config.seed)
-    return {r: CGCNN(**params, readout=r, target=PEROVSKITE_TARGET, loss="l1").fit(train, val) for r in readouts}
+    return {r: CGCNN(**config.estimator_params(config.seed, f"perovskite-{r}"), readout=r, target=PEROVSKITE_TARGET,
+                     loss="l1").fit(train, val) for r in readouts}
 
 
 # --------------------------------------------------------------------------- metals and gaps
@@ -166,9 +172,10 @@ def fit_two_stage(config: MetalGapConfig, train: pd.DataFrame, val: pd.DataFrame
     """A fitted TwoStageGap: MetalClassifier on all rows, band-gap CGCNN on the semiconductors."""
     from gapkit.estimators import CGCNN, MetalClassifier, TwoStageGap
 
-    params = config.estimator_params(config.seed)
-    regressor = CGCNN(**{**params, "max_epochs": config.regressor_epochs or config.max_epochs})
-    return TwoStageGap(MetalClassifier(**params), regressor, threshold=config.threshold).fit(train, val)
+    regressor = CGCNN(**{**config.estimator_params(config.seed, "regressor"),
+                         "max_epochs": config.regressor_epochs or config.max_epochs})
+    classifier = MetalClassifier(**config.estimator_params(config.seed, "classifier"))
+    return TwoStageGap(classifier, regressor, threshold=config.threshold).fit(train, val)
 
 
 def reference_metal_probabilities(structures: list) -> np.ndarray:
