@@ -16,6 +16,7 @@ from gapkit.data.datasets import (
     load_element_properties,
     load_li2023_candidates,
     load_li2023_element_properties,
+    load_li2023_errata,
     load_li2023_perovskites,
     load_li2023_spinel_cifs,
     load_li2023_spinels,

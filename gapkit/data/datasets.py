@@ -213,6 +213,11 @@ def load_li2023_candidates() -> pd.DataFrame:
 LI2023_ERRATA = Path(__file__).resolve().parents[2] / "data" / "li2023" / "element_property_errata.csv"
 
 
+def load_li2023_errata() -> pd.DataFrame:
+    """The corrections gapkit applies to the Li 2023 element table: element, property, published and used value, why."""
+    return pd.read_csv(LI2023_ERRATA)
+
+
 def load_li2023_element_properties(errata: bool = True) -> pd.DataFrame:
     """Li 2023 element property table: one row per element, one column per property abbreviation.
 
@@ -224,7 +229,7 @@ def load_li2023_element_properties(errata: bool = True) -> pd.DataFrame:
     table.index.name = "element"
     table = table.apply(pd.to_numeric, errors="coerce")
     if errata:
-        for row in pd.read_csv(LI2023_ERRATA).itertuples():
+        for row in load_li2023_errata().itertuples():
             published = table.at[row.element, row.property]
             if not np.isclose(published, row.table_value):
                 # a different table version: refuse rather than "correct" a value that is not the slip

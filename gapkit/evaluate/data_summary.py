@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 
@@ -25,3 +26,18 @@ def polymorph_counts(formulas: pd.Series) -> pd.Series:
     from gapkit.data.splits import reduced_formulas
 
     return reduced_formulas(formulas).value_counts()
+
+
+def worst_standard_score(reference: np.ndarray, x: np.ndarray) -> float:
+    """Largest |z| of any entry of ``x`` standardised by the column means / stds of ``reference`` (constant columns: std 1).
+
+    What a network that standardises its inputs on ``reference`` would see: a descriptor-table slip shows up as
+    thousands of standard deviations.
+    """
+    reference, x = np.asarray(reference, dtype=float), np.asarray(x, dtype=float)
+    if reference.ndim != 2 or x.ndim != 2 or reference.shape[1] != x.shape[1] or len(reference) < 2:
+        raise ValueError(f"need two 2-D arrays with the same columns and >= 2 reference rows, got "
+                         f"{reference.shape} and {x.shape}.")
+    std = reference.std(axis=0, ddof=1)
+    std[std < 1e-8] = 1.0  # as the MLP's input scaling does
+    return float(np.abs((x - reference.mean(axis=0)) / std).max())

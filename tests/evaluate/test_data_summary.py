@@ -32,3 +32,18 @@ def test_element_counts_and_heatmap():
     # O sits at row 2, group 16; La in the lanthanide row; U in the actinide row
     assert image[1, 15] == 4 and image[7, 2] == 1 and image[8, 5] == 1
     assert np.ma.is_masked(image[0, 1]) or np.isnan(image[0, 1])
+
+
+def test_worst_standard_score_finds_a_slip_and_rejects_bad_shapes():
+    from gapkit.evaluate.data_summary import worst_standard_score
+
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(30, 3))
+    assert worst_standard_score(reference, reference) < 4
+    slipped = reference.copy()
+    slipped[0, 1] = 1000.0  # a lost decimal point
+    assert worst_standard_score(reference, slipped) > 500
+    const = np.c_[reference, np.ones(30)]
+    assert np.isfinite(worst_standard_score(const, const))
+    with pytest.raises(ValueError, match="same columns"):
+        worst_standard_score(reference, reference[:, :2])
