@@ -8,6 +8,7 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
+from ase import Atoms
 
 from gapkit.search.config import SearchConfig
 
@@ -201,3 +202,25 @@ def records_overview(records: Iterable[dict[str, Any]] | None = None) -> pd.Data
                      "commit": record["provenance"]["commit"][:7],
                      "finished": (record["provenance"].get("finished_utc") or "")[:10]})
     return pd.DataFrame(rows)
+
+
+def atoms_record(atoms: Atoms, energy_per_atom: float) -> dict[str, Any]:
+    """A cell as a record stores it: symbols, cell (Å), fractional positions and the oracle energy per atom."""
+    return {"symbols": atoms.get_chemical_symbols(), "cell": np.round(atoms.cell[:], 6).tolist(),
+            "scaled_positions": np.round(atoms.get_scaled_positions(), 6).tolist(),
+            "energy_per_atom": round(float(energy_per_atom), 5)}
+
+
+def atoms_from_record(entry: dict[str, Any]) -> tuple[Atoms, float]:
+    """(Atoms, energy per atom) back from :func:`atoms_record`."""
+    atoms = Atoms(entry["symbols"], cell=entry["cell"], scaled_positions=entry["scaled_positions"], pbc=True)
+    return atoms, float(entry["energy_per_atom"])
+
+
+def table2_record(directory: Path | str | None = None) -> dict[str, Any] | None:
+    """The record of benchmarks/search_table2.py (found cells of the paper's systems), or None if not run yet."""
+    from gapkit.results import load_results, results_dir
+
+    folder = Path(directory) if directory is not None else results_dir()
+    found = [r for r in load_results(folder) if r.get("chapter") == "search" and r.get("profile") == "table2"]
+    return found[0] if found else None

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from gapkit.results import record_results
@@ -96,3 +97,18 @@ def test_savings_table_and_overview(folder):
     overview = records_overview(records)
     assert len(overview) == 5
     assert overview.set_index("record").loc["first", "settings unlike the recommended"].startswith("final_rounds=1")
+
+
+def test_atoms_round_trip_through_a_record(tmp_path):
+    import json
+
+    from ase.build import bulk
+
+    from gapkit.search.records import atoms_from_record, atoms_record, table2_record
+
+    si = bulk("Si", "diamond", 5.43, cubic=True)
+    entry = json.loads(json.dumps(atoms_record(si, -5.4321)))  # as the JSON file holds it
+    atoms, energy = atoms_from_record(entry)
+    assert energy == pytest.approx(-5.4321) and atoms.get_chemical_formula() == "Si8"
+    assert np.allclose(atoms.cell[:], si.cell[:]) and np.allclose(atoms.positions, si.positions, atol=1e-5)
+    assert table2_record(tmp_path) is None  # not run yet: the chapter says so instead of failing
