@@ -101,6 +101,20 @@ def latest_run(records: Iterable[dict[str, Any]] | None = None, **selection: Any
     return (per_seed_calls(found[0]), found[0]) if found else None
 
 
+def longest_baseline(method: str, seeds: Iterable[int], records: Iterable[dict[str, Any]] | None = None,
+                     **selection: Any) -> tuple[pd.DataFrame, dict] | None:
+    """Per-seed calls (restricted to ``seeds``) and record of the baseline run (``method`` "random" or "ase_ga")
+    with the largest per-seed budget among those :func:`select_records` finds for ``seeds``; the newest on a tie.
+    A baseline's trace does not depend on its budget, so the longest run answers every shorter question too."""
+    seeds = [int(s) for s in seeds]
+    found = select_records(records, method=method, seeds=seeds, **selection)
+    if not found:
+        return None
+    best = max(found, key=lambda r: max(row["budget"] for row in r["metrics"]["per_seed"]))  # max: first (newest) wins ties
+    calls = per_seed_calls(best)
+    return calls[calls["seed"].isin(seeds)].reset_index(drop=True), best
+
+
 def settings_differences(record: dict[str, Any], reference: dict[str, Any] | None = None) -> dict[str, Any]:
     """The settings of ``record`` that differ from ``reference`` (default :data:`RECOMMENDED`), as stored."""
     reference = RECOMMENDED if reference is None else reference

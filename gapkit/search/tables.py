@@ -94,22 +94,26 @@ def savings_by_criterion(runs: dict[str, tuple[pd.DataFrame, pd.DataFrame | None
     return pd.DataFrame(rows).T
 
 
-def headline_row(ga: pd.DataFrame, random: pd.DataFrame) -> dict[str, object]:
-    """One system's row of the chapter's headline table: seeds that found the reference (with a Wilson interval),
-    the calls by which half the seeds had it, and random search's calls to 50 % over the GA's with a bootstrap
-    interval, both at 90 % (``>`` where random search never got there and its budget bounds the ratio)."""
+def headline_row(ga: pd.DataFrame, random: pd.DataFrame, ase_ga: pd.DataFrame | None = None) -> dict[str, object]:
+    """One system's row of the chapter's headline table: for the GA, random search and (if given) ase-ga, the seeds
+    that found the reference (with a 90 % Wilson interval) and the calls by which half the seeds had it (inf: never
+    within the run's budget); then random search's calls to 50 % over the GA's with a 90 % bootstrap interval
+    (``>`` where random search never got there and its budget bounds the ratio)."""
     saving = oracle_savings(ga, random)
+    methods = [("GA", ga, "ga_potential"), ("random", random, "random")]
+    if ase_ga is not None:
+        methods.append(("ase-ga", ase_ga, "ase_ga"))
     row: dict[str, object] = {}
-    for name, calls in (("GA", ga["ga_potential"]), ("random", random["random"])):
-        hits = int(np.isfinite(calls.astype(float)).sum())
+    for name, frame, column in methods:
+        calls = frame[column].astype(float)
+        hits = int(np.isfinite(calls).sum())
         low, high = wilson_interval(hits, len(calls), 0.9)
         row[f"{name}: found"] = f"{hits}/{len(calls)} ({low:.2f}-{high:.2f})"
-    low, high = saving.interval
-    row["GA: calls to 50 %"] = saving.calls_to_half
-    row["random: calls to 50 %"] = saving.random_calls_to_half
+    for name, frame, column in methods:
+        row[f"{name}: calls to 50 %"] = calls_to_half_success(list(frame[column].astype(float)))
     row["random budget"] = saving.random_budget
-    row["fewer calls"] = f"{saving.bound.replace('=', '')}{saving.ratio:.1f}x"
-    row["90 % interval"] = f"{low:.1f}-{high:.1f}"
+    low, high = saving.interval
+    row["fewer calls than random"] = f"{saving.bound.replace('=', '')}{saving.ratio:.1f}x ({low:.1f}-{high:.1f})"
     return row
 
 

@@ -112,3 +112,19 @@ def test_atoms_round_trip_through_a_record(tmp_path):
     assert energy == pytest.approx(-5.4321) and atoms.get_chemical_formula() == "Si8"
     assert np.allclose(atoms.cell[:], si.cell[:]) and np.allclose(atoms.positions, si.positions, atol=1e-5)
     assert table2_record(tmp_path) is None  # not run yet: the chapter says so instead of failing
+
+
+def test_longest_baseline_prefers_the_largest_budget_and_keeps_the_asked_seeds(tmp_path):
+    from gapkit.search.records import longest_baseline
+
+    def write(profile, budget, seeds):
+        rows = [{"seed": s, "budget": budget, "ase_ga": 50.0 + s, "wall_s": 1.0} for s in seeds]
+        record_results("search", profile, {"formula": "Si", "n_atoms": 2, "per_seed": rows}, device="cpu",
+                       wall_time_s=1.0, directory=tmp_path)
+
+    write("short", 300, range(3))
+    write("long", 3000, range(5))
+    records = search_records(tmp_path)
+    calls, record = longest_baseline("ase_ga", [0, 1, 2], records, formula="Si", n_atoms=2)
+    assert record["profile"] == "long" and calls["seed"].tolist() == [0, 1, 2]
+    assert longest_baseline("ase_ga", [7], records, formula="Si") is None

@@ -64,7 +64,10 @@ def test_headline_row():
     row = headline_row(ga, rs)
     assert row["GA: found"].startswith("3/4 (") and row["random: found"].startswith("2/4 (")
     assert row["GA: calls to 50 %"] == 20 and row["random: calls to 50 %"] == 200
-    assert row["fewer calls"] == "10.0x"
+    assert row["fewer calls than random"].startswith("10.0x (") and "ase-ga: found" not in row
+    ase = pd.DataFrame({"seed": range(4), "budget": 3000, "ase_ga": [inf, inf, 40.0, inf]})
+    row = headline_row(ga, rs, ase)
+    assert row["ase-ga: found"].startswith("1/4 (") and row["ase-ga: calls to 50 %"] == inf
 
 
 def test_table2_beside_paper_scales_our_energy_to_the_papers_cell():
