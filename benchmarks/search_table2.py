@@ -23,6 +23,7 @@ from gapkit.search.oracle import chgnet_calculator
 from gapkit.search.outcomes import relaxed_match
 from gapkit.search.records import atoms_record
 from gapkit.search.references import reference_structure
+from gapkit.search.tables import table2_beside_paper
 
 
 def main() -> None:
@@ -46,6 +47,15 @@ def main() -> None:
             "found": None if match is None else atoms_record(match.atoms, match.energy_per_atom),
             "calls_to_match": None if match is None else match.calls, "oracle_calls": state.counter.total,
             "wall_s": round(time.perf_counter() - t0, 1)}
+        # the numbers the paper's Table 2 prints (conventional a and c, energy of its cell), for the reproduction page
+        cells = {"reference": (ref.atoms, ref.energy_per_atom)}
+        if match is not None:
+            cells["found"] = (match.atoms, match.energy_per_atom)
+        table = table2_beside_paper(formula, cells).set_index("structure")
+        energy = next(c for c in table.columns if c.startswith("E per"))
+        for label in cells:
+            systems[formula].update({f"{label}_a": table.loc[label, "a (Å)"], f"{label}_c": table.loc[label, "c (Å)"],
+                                     f"{label}_energy_per_paper_cell": table.loc[label, energy]})
         print(f"{formula} ({n_atoms} atoms): {ref_name} "
               + ("not found" if match is None else f"found after {match.calls} calls") + f", {state.counter.total} "
               f"oracle calls, {systems[formula]['wall_s']:.0f} s")
