@@ -109,10 +109,21 @@ def resolve(name_or_path: str | Path) -> Path:
 
 
 def load(name: str):
-    """A fitted estimator (CGCNN, CrabNet or CGCrabNet) of a shipped model, weights checked by sha256."""
-    from gapkit.estimators import BandGapEstimator
+    """A fitted estimator of a shipped model (CGCNN, CrabNet, CGCrabNet or a two-stage metal/gap model), checked by sha256."""
+    from gapkit.estimators import load_estimator
 
-    return BandGapEstimator.load(verified_path(name))
+    return load_estimator(verified_path(name))
+
+
+def _halved(blob: dict[str, Any]) -> dict[str, Any]:
+    """``blob`` with its floating-point weights in half precision (both stages of a two-stage model)."""
+    out = dict(blob)
+    if "state_dict" in out:
+        out["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in out["state_dict"].items()}
+    for part in ("classifier", "regressor"):
+        if isinstance(out.get(part), dict):
+            out[part] = _halved(out[part])
+    return out
 
 
 def export(estimator, name: str, folder: Path | str, *, half: bool = True, **card_fields: Any) -> Path:
@@ -122,11 +133,8 @@ def export(estimator, name: str, folder: Path | str, *, half: bool = True, **car
         raise ValueError(f"A model card needs {sorted(missing)}.")
     folder = Path(folder)
     path = estimator.save(folder / f"{name}.pt")
-    if half:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        # loading copies these into float32 parameters: half precision only shrinks the file
-        blob["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
-        torch.save(blob, path)
+    if half:  # loading copies the weights into float32 parameters: half precision only shrinks the file
+        torch.save(_halved(torch.load(path, map_location="cpu", weights_only=False)), path)
     c = {"name": name, "estimator": type(estimator).__name__, "file": path.name, "sha256": sha256(path),
          "half_precision": half, **card_fields}
     (folder / f"{name}.json").write_text(json.dumps(c, indent=2) + "\n")

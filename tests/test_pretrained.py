@@ -64,3 +64,18 @@ def test_every_shipped_model_matches_its_card_and_the_size_budget(monkeypatch):
     assert all(s < 25e6 for s in sizes) and sum(sizes) < 60e6
     for c in cards:
         assert pretrained.sha256(folder / c["file"]) == c["sha256"], c["name"]
+
+
+def test_a_two_stage_model_exports_and_loads_by_name(tmp_path, monkeypatch, shared_data_dir):
+    from gapkit.estimators import TwoStageGap
+    from tests.test_metal_estimators import classifier_saying, regressor_saying, structures
+
+    model = TwoStageGap(classifier_saying(-8.0), regressor_saying(1.7), threshold=0.4)
+    folder = tmp_path / "pretrained"
+    monkeypatch.setenv(pretrained.PRETRAINED_ENV_VAR, str(folder))
+    pretrained.export(model, "toy-two-stage", folder, **CARD)
+    assert pretrained.list().loc[0, "estimator"] == "TwoStageGap"
+    loaded = pretrained.load("toy-two-stage")
+    assert isinstance(loaded, TwoStageGap) and loaded.threshold == 0.4
+    np.testing.assert_allclose(loaded.predict(structures())["gap_ev"], model.predict(structures())["gap_ev"],
+                               atol=0.02)
