@@ -390,7 +390,8 @@ class BandGapEstimator:
         finished = run_dir / FINISHED_MARKER  # a kept run that ended: a rerun (resume) reads it back, trains nothing
         try:
             if keep_run and resume and finished.is_file():
-                best = str(run_dir / finished.read_text().strip()) if finished.read_text().strip() else ""
+                relative = finished.read_text().strip()
+                best = str(run_dir / relative) if relative else ""
             else:
                 trainer = fit(task, train_ds.loader(p["batch_size"], shuffle=True, seed=p["seed"]),
                               val_ds.loader(p["batch_size"]), config, resume=resume)

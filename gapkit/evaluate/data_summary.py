@@ -38,6 +38,6 @@ def worst_standard_score(reference: np.ndarray, x: np.ndarray) -> float:
     if reference.ndim != 2 or x.ndim != 2 or reference.shape[1] != x.shape[1] or len(reference) < 2:
         raise ValueError(f"need two 2-D arrays with the same columns and >= 2 reference rows, got "
                          f"{reference.shape} and {x.shape}.")
-    std = reference.std(axis=0, ddof=1)
-    std[std < 1e-8] = 1.0  # as the MLP's input scaling does
-    return float(np.abs((x - reference.mean(axis=0)) / std).max())
+    from gapkit.models.mlp import column_scale  # the same scaling the MLP's inputs get
+
+    return float(np.abs((x - reference.mean(axis=0)) / column_scale(reference)).max())

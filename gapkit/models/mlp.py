@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -33,6 +34,12 @@ class MLPConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}.")
+
+
+def column_scale(x: np.ndarray) -> np.ndarray:
+    """Column standard deviations of ``x`` (ddof 1) with 1 for constant or undefined ones (no division by zero)."""
+    std = np.asarray(x, dtype=float).std(axis=0, ddof=1) if len(x) > 1 else np.full(np.shape(x)[1], np.nan)
+    return np.where(np.isfinite(std) & (std >= 1e-8), std, 1.0)
 
 
 _ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh}
@@ -61,8 +68,7 @@ class MLPRegressor(nn.Module):
         x = torch.as_tensor(x, dtype=torch.float32)
         if x.ndim != 2 or x.shape[1] != self.config.n_features:
             raise ValueError(f"x must be [n, {self.config.n_features}], got {tuple(x.shape)}.")
-        std = x.std(dim=0)
-        std[~torch.isfinite(std) | (std < 1e-8)] = 1.0  # a constant feature must not divide by zero
+        std = torch.as_tensor(column_scale(x.numpy()), dtype=torch.float32)
         self.x_mean.copy_(x.mean(dim=0))
         self.x_std.copy_(std)
 
