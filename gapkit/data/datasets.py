@@ -108,47 +108,18 @@ def load_mp_structures(
     seed: int = 0,
     errors: ErrorPolicy = "warn",
     progress: bool = True,
-    parse_cache: bool = True,
 ) -> pd.DataFrame:
-    """Materials Project crystals with PBE gaps; ``n`` draws a seeded subset before parsing CIFs.
-
-    ``parse_cache=False`` parses the drawn CIFs directly instead of reading the per-shard cache of all 36,737
-    parsed structures (the same Structures; much faster for a subset of a few thousand).
-    """
+    """Materials Project crystals with PBE gaps; ``n`` draws a seeded subset before parsing (or reading) its CIFs."""
     df = _read_mp_table()
     if nonzero:
         df = df[df["gap_ev"] > 0]
     if n is not None and n < len(df):
         df = df.sample(n=n, random_state=seed).sort_values("id")
     df = df.reset_index(drop=True)
-    if structures and not parse_cache:
-        df = _parse_directly(df, MP, errors)
-    elif structures:
+    if structures:
         df = attach_structures(df, MP, errors=errors, progress=progress, source_col="_source_file")
     cols = [c for c in df.columns if c not in ("cif", "git_blob_sha1", "_source_file")]
     return df[cols]
-
-
-def _parse_directly(df: pd.DataFrame, dataset: str, errors: ErrorPolicy) -> pd.DataFrame:
-    """``df`` with a ``structure`` column parsed from its CIFs now (no cache); bad rows dropped or raised."""
-    from gapkit.data.structures import CIFParseError, UnparsableRowsWarning, structure_from_cif
-
-    parsed, failures = [], []
-    for rid, source, cif in zip(df["id"], df["_source_file"], df["cif"]):
-        try:
-            parsed.append(structure_from_cif(cif, label=f"{dataset}/{source} row id {rid}", engine="pymatgen"))
-        except CIFParseError as exc:
-            if errors == "raise":
-                raise
-            parsed.append(None)
-            failures.append(str(exc))
-    out = df.assign(structure=parsed)
-    if failures:
-        warnings.warn(f"Skipped {len(failures)} of {len(df)} rows of {dataset} with unparsable CIFs (first: "
-                      f"{failures[0]}). Pass errors='raise' to stop at the first one.", UnparsableRowsWarning,
-                      stacklevel=3)
-        out = out[out["structure"].notna()].reset_index(drop=True)
-    return out
 
 
 # --------------------------------------------------------------------------- perovskites

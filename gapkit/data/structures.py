@@ -1,15 +1,18 @@
 """CIF text -> pymatgen Structures, parsed once per row and cached on disk.
 
-The cache is one pickle per (dataset, source file), keyed by that file's sha256, so a changed data
-file can never serve stale structures. Writes are atomic (temporary file + rename): a killed run
-leaves the previous cache intact.
+The cache is one SQLite table per (dataset, source file), named by that file's sha256 so a changed data
+file can never serve stale structures, with one pickled structure (or parse error) per row id: a subset
+reads only its own rows. Each batch of new rows is written in one transaction, so a killed run leaves the
+cache as it was before that batch.
 """
 
 from __future__ import annotations
 
 import logging
 import pickle
+import sqlite3
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,12 +20,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from gapkit.data.registry import DataError, _file_entry, cache_dir
-from gapkit.io import atomic_pickle
 
 logger = logging.getLogger(__name__)
 
 ErrorPolicy = Literal["warn", "raise"]
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 class CIFParseError(DataError, ValueError):
@@ -104,32 +106,68 @@ def _structure_via_gemmi(cif: str):
     return Structure(lattice, [site.element.name for site in sites], frac)
 
 
-_memory: dict[tuple[str, str], dict[Any, Any]] = {}
+_memory: dict[tuple[str, str], dict[Any, Any]] = {}  # rows read or parsed in this process
 
 
 def _cache_path(dataset: str, filename: str, sha256: str) -> Path:
     safe = filename.replace("/", "_")
-    return cache_dir() / "parsed" / dataset / f"{safe}.{sha256[:16]}.v{_CACHE_VERSION}.pkl"
+    return cache_dir() / "parsed" / dataset / f"{safe}.{sha256[:16]}.v{_CACHE_VERSION}.sqlite"
 
 
-def _load_cache(dataset: str, filename: str) -> dict[Any, Any]:
-    key = (dataset, filename)
-    if key not in _memory:
-        path = _cache_path(dataset, filename, _file_entry(dataset, filename)["sha256"])
-        table: dict[Any, Any] = {}
-        if path.is_file():
-            try:
-                with open(path, "rb") as fh:
-                    table = pickle.load(fh)
-            except Exception as exc:  # a corrupt cache is rebuilt, never trusted
-                logger.warning("Ignoring unreadable structure cache %s (%s)", path, exc)
-                table = {}
-        _memory[key] = table
-    return _memory[key]
+def _connect(dataset: str, filename: str) -> sqlite3.Connection | None:
+    """The file's row cache (created if missing), or None when it cannot be opened (then nothing is cached)."""
+    path = _cache_path(dataset, filename, _file_entry(dataset, filename)["sha256"])
+    for attempt in range(2):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, timeout=60)
+            db.execute("CREATE TABLE IF NOT EXISTS rows (id TEXT PRIMARY KEY, value BLOB NOT NULL)")
+            return db
+        except sqlite3.DatabaseError as exc:  # a corrupt cache is rebuilt, never trusted
+            logger.warning("Rebuilding the unreadable structure cache %s (%s)", path, exc)
+            if attempt == 0:
+                path.unlink(missing_ok=True)
+        except (sqlite3.Error, OSError) as exc:  # unwritable: work without a cache
+            logger.warning("Not using the structure cache %s (%s)", path, exc)
+            return None
+    return None
 
 
-def _save_cache(dataset: str, filename: str, table: dict[Any, Any]) -> None:
-    atomic_pickle(table, _cache_path(dataset, filename, _file_entry(dataset, filename)["sha256"]))
+def _load_cache(dataset: str, filename: str, ids: Iterable[Any]) -> dict[Any, Any]:
+    """The cached rows among ``ids`` (structure, or the CIFParseError of a bad row), from memory or disk."""
+    table = _memory.setdefault((dataset, filename), {})
+    missing = [rid for rid in dict.fromkeys(ids) if rid not in table]
+    db = _connect(dataset, filename) if missing else None
+    if db is not None:
+        by_key = {str(rid): rid for rid in missing}
+        keys = list(by_key)
+        try:
+            for i in range(0, len(keys), 900):  # SQLite caps the parameters of one statement
+                chunk = keys[i:i + 900]
+                rows = db.execute(f"SELECT id, value FROM rows WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+                for key, blob in rows:
+                    table[by_key[key]] = pickle.loads(blob)
+        except (sqlite3.Error, pickle.UnpicklingError, EOFError) as exc:
+            logger.warning("Ignoring unreadable structure cache for %s/%s (%s)", dataset, filename, exc)
+        finally:
+            db.close()
+    return table
+
+
+def _save_cache(dataset: str, filename: str, new: dict[Any, Any]) -> None:
+    """Add the rows ``new`` (id -> structure or CIFParseError) to the file's cache in one transaction."""
+    db = _connect(dataset, filename)
+    if db is None:
+        return
+    try:
+        with db:
+            db.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?)",
+                           [(str(rid), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+                            for rid, value in new.items()])
+    except sqlite3.Error as exc:
+        logger.warning("Could not write the structure cache for %s/%s (%s)", dataset, filename, exc)
+    finally:
+        db.close()
 
 
 def attach_structures(
@@ -148,17 +186,18 @@ def attach_structures(
     structures: list[Any] = [None] * len(df)
     failures: list[str] = []
     for source, group in df.groupby(source_col, sort=False):
-        table = _load_cache(dataset, str(source))
-        todo = [(pos, rid, cif) for pos, rid, cif in
-                zip(group.index, group[id_col], group[cif_col]) if rid not in table]
-        for pos, rid, cif in tqdm(todo, desc=f"parsing {dataset}/{source}", disable=not progress or not todo,
-                                  leave=False):
+        table = _load_cache(dataset, str(source), group[id_col])
+        todo = [(rid, cif) for rid, cif in zip(group[id_col], group[cif_col]) if rid not in table]
+        new: dict[Any, Any] = {}
+        for rid, cif in tqdm(todo, desc=f"parsing {dataset}/{source}", disable=not progress or not todo,
+                             leave=False):
             try:
-                table[rid] = structure_from_cif(cif, label=f"{dataset}/{source} row id {rid}", engine="pymatgen")
+                new[rid] = structure_from_cif(cif, label=f"{dataset}/{source} row id {rid}", engine="pymatgen")
             except CIFParseError as exc:
-                table[rid] = exc  # remembered so a bad row is not re-parsed either
-        if todo:
-            _save_cache(dataset, str(source), table)
+                new[rid] = exc  # remembered so a bad row is not re-parsed either
+        if new:
+            table.update(new)
+            _save_cache(dataset, str(source), new)
         for pos, rid in zip(group.index, group[id_col]):
             value = table[rid]
             if isinstance(value, CIFParseError):

@@ -163,8 +163,7 @@ def mp_splits(config: MetalGapConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     from gapkit.data import load_mp_structures
     from gapkit.data.splits import train_val_test_split
 
-    subset = config.n_materials is not None
-    df = load_mp_structures(n=config.n_materials, seed=config.seed, progress=False, parse_cache=not subset)
+    df = load_mp_structures(n=config.n_materials, seed=config.seed, progress=False)
     return train_val_test_split(df, seed=config.seed)
 
 

@@ -6,7 +6,7 @@ import warnings
 
 import pandas as pd
 import pytest
-from pymatgen.core import Structure
+from pymatgen.core import Composition, Structure
 
 import gapkit.data as gd
 from gapkit.data import structures as gstruct
@@ -60,7 +60,7 @@ def test_mp_structures_subset_is_seeded_and_cached(isolated_cache):
     finally:
         gstruct.structure_from_cif = orig
     assert calls == []
-    assert list((isolated_cache / "parsed").rglob("*.pkl"))
+    assert list((isolated_cache / "parsed").rglob("*.sqlite"))
 
 
 def test_unparsable_cif_rows_warn_or_raise(monkeypatch):
@@ -141,13 +141,36 @@ def test_formula_ok():
     assert parse_formula(" Si2O4 ").reduced_formula == "SiO2"
 
 
-def test_mp_subset_parsed_without_the_cache_matches_its_cifs(shared_data_dir):
-    df = gd.load_mp_structures(n=5, seed=3, progress=False, parse_cache=False)
-    assert len(df) == 5 and "cif" not in df.columns
-    for formula, s in zip(df["formula"], df["structure"]):
-        from pymatgen.core import Composition
-
+def test_structure_cache_reads_back_only_the_rows_asked_for(isolated_cache):
+    a = gd.load_mp_structures(n=5, seed=3, progress=False)
+    for formula, s in zip(a["formula"], a["structure"]):
         assert Composition(formula).reduced_formula == s.composition.reduced_formula
+    gstruct._memory.clear()
+    b = gd.load_mp_structures(n=3, seed=4, progress=False)  # other rows: parsed, added to the same tables
+    gstruct._memory.clear()
+    again = gd.load_mp_structures(n=5, seed=3, progress=False)
+    assert [s == t for s, t in zip(a["structure"], again["structure"])] == [True] * 5
+    held = sum(len(t) for t in gstruct._memory.values())
+    assert held == 5  # a subset reads its own rows, not the whole file's cache
+    assert len(b) == 3
+
+
+def test_corrupt_structure_cache_is_rebuilt(isolated_cache):
+    gd.load_mp_structures(n=2, seed=0, progress=False)
+    for f in (isolated_cache / "parsed").rglob("*.sqlite"):
+        f.write_bytes(b"not a database" * 100)
+    gstruct._memory.clear()
+    df = gd.load_mp_structures(n=2, seed=0, progress=False)
+    assert len(df) == 2 and all(isinstance(s, Structure) for s in df["structure"])
+    gstruct._memory.clear()
+    calls = []
+    orig = gstruct.structure_from_cif
+    gstruct.structure_from_cif = lambda *a, **k: calls.append(1) or orig(*a, **k)
+    try:
+        gd.load_mp_structures(n=2, seed=0, progress=False)
+    finally:
+        gstruct.structure_from_cif = orig
+    assert calls == []  # the rebuilt cache serves them
 
 
 def test_li2023_errata_correct_the_slips_and_nothing_else():
