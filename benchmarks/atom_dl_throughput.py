@@ -1,7 +1,9 @@
 """Atom_DL pretraining throughput (samples/s, forward + backward + AdamW step), CPU and CUDA when present.
 
 Run: ``GAPKIT_DATA_DIR=... python benchmarks/atom_dl_throughput.py [--samples 4096] [--layers 8]``.
-Uses real OQMD formula pairs; prints the median of a few timed passes after a warm-up. Not a test.
+Uses real OQMD formula pairs; prints the median of a few timed passes after a warm-up, for the trainer's
+length-grouped batches and, side by side, for random batches padded to their longest pair (the ratio is the
+gain of batching by length). Not a test.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 import torch
 
 from gapkit.data import load_oqmd_bandgap
-from gapkit.models.atom_dl import AtomDL
+from gapkit.models.atom_dl import AtomDL, collate
 from gapkit.runtime import describe_device, seed_everything
 from gapkit.train.atom_dl_task import AtomDLConfig, atom_dl_losses, make_loaders
 
@@ -59,15 +61,21 @@ def main() -> None:
     args = parser.parse_args()
     formulas = load_oqmd_bandgap()["formula"]
     config = AtomDLConfig(n_samples=args.samples, batch_size=args.batch_size, val_fraction=0.01)
-    loader, _, _ = make_loaders(formulas, config, progress=False)
+    grouped, _, _ = make_loaders(formulas, config, progress=False)
+    padded = torch.utils.data.DataLoader(grouped.dataset, batch_size=args.batch_size, shuffle=True,
+                                         collate_fn=collate, generator=torch.Generator().manual_seed(0))
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    print(f"Atom_DL d=16, {args.layers} layers, 8 heads, batch {args.batch_size}, {len(loader.dataset)} samples")
+    print(f"Atom_DL d=16, {args.layers} layers, 8 heads, batch {args.batch_size}, {len(grouped.dataset)} samples")
     for device in devices:
         for threads in sorted(set(args.threads)) if device.type == "cpu" else [torch.get_num_threads()]:
             torch.set_num_threads(threads)
-            rates = throughput(loader, device, args.layers, args.repeats, amp=device.type == "cuda")
-            print(f"{describe_device(str(device))}: median {statistics.median(rates):,.0f} samples/s "
-                  f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})")
+            medians = {}
+            for name, loader in (("length-grouped", grouped), ("random, padded", padded)):
+                rates = throughput(loader, device, args.layers, args.repeats, amp=device.type == "cuda")
+                medians[name] = statistics.median(rates)
+                print(f"{describe_device(str(device))}, {name} batches: median "
+                      f"{medians[name]:,.0f} samples/s (runs: {', '.join(f'{r:,.0f}' for r in rates)})")
+            print(f"  length-grouped / random: {medians['length-grouped'] / medians['random, padded']:.2f}x")
 
 
 if __name__ == "__main__":

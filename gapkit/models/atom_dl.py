@@ -168,6 +168,11 @@ class AtomDLDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    def lengths(self) -> np.ndarray:
+        """Token count of each sample (``[CLS] f1 [SEP] f2 [SEP]``), for batching by length."""
+        n = {f: len(t) for f, t in self.tokens.items()}
+        return np.array([n[a] + n[b] + 3 for a, b in zip(self.formula1, self.formula2)], dtype=np.int64)
+
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         ids, segments = assemble(self.tokens[self.formula1[i]], self.tokens[self.formula2[i]])
         rng = np.random.default_rng([self.seed, i]) if self.static else self._rng

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from gapkit.models.atom_dl import IGNORE, AtomDL, AtomDLDataset, build_pairs, collate, tokenize_formulas
+from gapkit.train.length_batches import LengthGroupedBatches
 from gapkit.runtime import seed_everything
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class AtomDLTask(L.LightningModule):
         return self.model.element_vectors(self.elements or None)
 
 
-@dataclass
+@dataclass(frozen=True)
 class AtomDLConfig:
     """Size of an Atom_DL pretraining run (paper: 560,130 samples, 8 layers, 8 heads, d 16, 80 epochs)."""
 
@@ -79,6 +80,15 @@ class AtomDLConfig:
     lr: float = 2e-3
     seed: int = 0
     num_workers: int = 0  # >0 on a GPU machine: per-sample masking in Python is then the bottleneck
+
+    def __post_init__(self) -> None:
+        for name in ("n_samples", "d_model", "n_layers", "n_heads", "dim_feedforward", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads}).")
+        if not 0 < self.val_fraction < 1 or not 0 <= self.dropout < 1 or self.lr <= 0 or self.num_workers < 0:
+            raise ValueError("need 0 < val_fraction < 1, 0 <= dropout < 1, lr > 0 and num_workers >= 0.")
 
 
 def _reseed_worker(worker_id: int) -> None:
@@ -101,11 +111,14 @@ def make_loaders(formulas: Sequence[str], config: AtomDLConfig, progress: bool =
     train = AtomDLDataset(pairs.iloc[n_val:].reset_index(drop=True), tokens, elements, seed=config.seed)
     val = AtomDLDataset(pairs.iloc[:n_val].reset_index(drop=True), tokens, elements, seed=config.seed + 1,
                         static=True)
-    gen = torch.Generator().manual_seed(config.seed)
     workers = {"num_workers": config.num_workers, "worker_init_fn": _reseed_worker} if config.num_workers else {}
-    train_loader = torch.utils.data.DataLoader(train, batch_size=config.batch_size, shuffle=True,
-                                               collate_fn=collate, generator=gen, **workers)
-    val_loader = torch.utils.data.DataLoader(val, batch_size=config.batch_size, collate_fn=collate, **workers)
+    # batches of similar length: ~3x less work per epoch than padding random batches (benchmarks/atom_dl_throughput)
+    train_loader = torch.utils.data.DataLoader(
+        train, batch_sampler=LengthGroupedBatches(train.lengths(), config.batch_size, seed=config.seed),
+        collate_fn=collate, **workers)
+    val_loader = torch.utils.data.DataLoader(
+        val, batch_sampler=LengthGroupedBatches(val.lengths(), config.batch_size, shuffle=False),
+        collate_fn=collate, **workers)
     return train_loader, val_loader, elements
 
 

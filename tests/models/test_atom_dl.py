@@ -179,3 +179,10 @@ def test_loader_workers_draw_their_own_masks():
     first = [b["mlm_labels"] != IGNORE for b in batches[:2]]
     assert not all(torch.equal(a, b) for a, b in zip(first[0], first[1]))
     assert len(list(val)) == 2 and 8 in elements.tolist()
+
+
+def test_atom_dl_config_refuses_bad_sizes():
+    with pytest.raises(ValueError, match="multiple of n_heads"):
+        AtomDLConfig(d_model=16, n_heads=5)
+    with pytest.raises(ValueError, match="epochs"):
+        AtomDLConfig(epochs=0)
