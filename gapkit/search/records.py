@@ -95,6 +95,14 @@ def per_seed_calls(record: dict[str, Any]) -> pd.DataFrame:
     return calls.sort_values("seed").reset_index(drop=True)
 
 
+def seconds_per_call(calls: pd.DataFrame, record: dict[str, Any]) -> float:
+    """Wall seconds per oracle call of the one method a record ran (NaN where it holds several: their wall times
+    were summed per seed). A GA stopped when found counts the calls it spent, a baseline its whole budget."""
+    if len(record_methods(record)) != 1 or "wall_s" not in calls:
+        return float("nan")
+    return float(calls["wall_s"].sum() / calls["budget"].sum())
+
+
 def latest_run(records: Iterable[dict[str, Any]] | None = None, **selection: Any) -> tuple[pd.DataFrame, dict] | None:
     """Per-seed calls and the record itself of the newest record :func:`select_records` finds (None if none)."""
     found = select_records(records, **selection)
@@ -165,6 +173,31 @@ def recommended_run(formula: str, n_atoms: int,
         run = latest_run(records, formula=formula, n_atoms=n_atoms, method="ga_potential",
                          **{**RECOMMENDED, "stale_random_relaxations": 0})
     return run
+
+
+def method_comparison(formula: str, n_atoms: int, records: Iterable[dict[str, Any]] | None = None
+                      ) -> tuple[dict[str, Any], dict[str, pd.Series], dict[str, dict]] | None:
+    """The recommended GA against random search and (where recorded) ase-ga on one system: the headline row with
+    its costs (:func:`~gapkit.search.tables.headline_row`, :func:`~gapkit.search.tables.cost_row`), each method's
+    calls per seed by name, and the records used; None without a GA and a random-search record of its seeds."""
+    from gapkit.search.tables import cost_row, headline_row
+
+    records = search_records() if records is None else list(records)
+    ga_run = recommended_run(formula, n_atoms, records)
+    if ga_run is None:
+        return None
+    ga, ga_record = ga_run
+    rs_run = latest_run(records, formula=formula, n_atoms=n_atoms, method="random", seeds=ga["seed"])
+    if rs_run is None:
+        return None
+    rs, rs_record = rs_run
+    ase = longest_baseline("ase_ga", ga["seed"], records, formula=formula, n_atoms=n_atoms)
+    row = {**headline_row(ga, rs, ase[0] if ase else None),
+           **cost_row(ga, seconds_per_call(ga, ga_record), rs, seconds_per_call(rs, rs_record))}
+    calls = {"GA + learned potential": ga["ga_potential"], "random search": rs["random"],
+             **({"ase-ga": ase[0]["ase_ga"]} if ase else {})}
+    used = {"GA": ga_record, "random search": rs_record, **({"ase-ga": ase[1]} if ase else {})}
+    return row, calls, used
 
 
 def savings_table(variants: dict[str, dict[str, Any]], systems: list[tuple[str, int]],

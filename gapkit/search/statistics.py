@@ -98,3 +98,21 @@ def oracle_savings(ga: pd.DataFrame, random: pd.DataFrame, column: str = "ga_pot
     interval = savings_interval(list(ga_calls), list(rs_calls), float(budget))
     return Savings(int(np.isfinite(ga_calls).sum()), len(ga_calls), ga_half, int(np.isfinite(rs_calls).sum()),
                    len(rs_calls), budget, rs_half, ratio, bound, interval)
+
+
+def break_even_oracle_seconds(ga_half: float, ga_seconds_per_call: float, random_half: float,
+                              random_seconds_per_call: float) -> float:
+    """The cost of one oracle call (s) above which the GA reaches 50 % success sooner in wall time than random search.
+
+    Each method's time to 50 % is its calls to 50 % times its measured seconds per call (its own work plus the
+    oracle used in the run, whose cost ``random_seconds_per_call`` approximates, random search doing little else).
+    An oracle dearer by ``c`` per call adds ``c`` to both; the two times are equal at
+    ``c = (T_ga - T_random) / (random_half - ga_half)``. Returns ``random_seconds_per_call + c`` (at least 0), inf
+    where the GA never needs fewer calls, 0 where random search never reached 50 % and the GA did.
+    """
+    if not math.isfinite(ga_half) or random_half <= ga_half:
+        return math.inf
+    if not math.isfinite(random_half):
+        return 0.0
+    extra = (ga_half * ga_seconds_per_call - random_half * random_seconds_per_call) / (random_half - ga_half)
+    return max(0.0, random_seconds_per_call + extra)

@@ -9,7 +9,8 @@ import pandas as pd
 from ase import Atoms
 
 from gapkit.search.references import conventional_lattice
-from gapkit.search.statistics import Savings, calls_to_half_success, oracle_savings, success_rate, wilson_interval
+from gapkit.search.statistics import (Savings, break_even_oracle_seconds, calls_to_half_success, oracle_savings,
+                                     success_rate, wilson_interval)
 
 # the methods' columns in a record's per-seed rows, and their names in tables and figures
 METHODS = {"ga_potential": "GA + potential", "random": "random search", "ase_ga": "ase-ga"}
@@ -115,6 +116,19 @@ def headline_row(ga: pd.DataFrame, random: pd.DataFrame, ase_ga: pd.DataFrame | 
     low, high = saving.interval
     row["fewer calls than random"] = f"{saving.bound.replace('=', '')}{saving.ratio:.1f}x ({low:.1f}-{high:.1f})"
     return row
+
+
+def cost_row(ga: pd.DataFrame, ga_seconds_per_call: float, random: pd.DataFrame,
+             random_seconds_per_call: float) -> dict[str, float]:
+    """Wall seconds per oracle call of the GA and of random search in their runs (each with its own records' wall
+    times), and the oracle cost per call above which the GA reaches 50 % success first
+    (:func:`~gapkit.search.statistics.break_even_oracle_seconds`; NaN where a run's time is not its own)."""
+    ga_half = calls_to_half_success(list(ga["ga_potential"].astype(float)))
+    rs_half = calls_to_half_success(list(random["random"].astype(float)))
+    known = np.isfinite(ga_seconds_per_call) and np.isfinite(random_seconds_per_call)
+    return {"GA: s per call": round(ga_seconds_per_call, 2), "random: s per call": round(random_seconds_per_call, 2),
+            "GA first above (s per oracle call)": round(break_even_oracle_seconds(
+                ga_half, ga_seconds_per_call, rs_half, random_seconds_per_call), 1) if known else float("nan")}
 
 
 def table2_beside_paper(formula: str, ours: dict[str, tuple[Atoms, float]]) -> pd.DataFrame:

@@ -128,3 +128,14 @@ def test_longest_baseline_prefers_the_largest_budget_and_keeps_the_asked_seeds(t
     calls, record = longest_baseline("ase_ga", [0, 1, 2], records, formula="Si", n_atoms=2)
     assert record["profile"] == "long" and calls["seed"].tolist() == [0, 1, 2]
     assert longest_baseline("ase_ga", [7], records, formula="Si") is None
+
+
+def test_seconds_per_call_only_for_a_record_of_one_method(folder):
+    from gapkit.search.records import per_seed_calls, seconds_per_call
+
+    records = search_records(folder)
+    (one,) = select_records(records, formula="Si", method="random", final_rounds=1, seeds=range(3))
+    calls = per_seed_calls(one).assign(wall_s=[30.0, 60.0, 90.0])
+    assert seconds_per_call(calls, one) == pytest.approx(180 / 9000)
+    (several,) = select_records(records, formula="Si", method="ase_ga")
+    assert math.isnan(seconds_per_call(per_seed_calls(several).assign(wall_s=1.0), several))

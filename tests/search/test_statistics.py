@@ -59,3 +59,16 @@ def test_wilson_interval():
     assert low == 0.0 and 0.3 < high < 0.5
     with pytest.raises(ValueError):
         wilson_interval(0, 0)
+
+
+def test_break_even_oracle_cost_equalises_the_times_to_half_success():
+    from gapkit.search.statistics import break_even_oracle_seconds
+
+    # GA: 100 calls at 2 s; random: 1000 calls at 0.1 s. With an oracle dearer by c both take as long when
+    # 100 (2 + c) = 1000 (0.1 + c): c = 100 / 900; the oracle then costs 0.1 + c per call
+    c = break_even_oracle_seconds(100, 2.0, 1000, 0.1)
+    assert c == pytest.approx(0.1 + 100 / 900)
+    assert 100 * (2.0 + c - 0.1) == pytest.approx(1000 * c)
+    assert break_even_oracle_seconds(100, 0.05, 1000, 0.1) == 0.0  # GA already first
+    assert break_even_oracle_seconds(500, 2.0, 400, 0.1) == math.inf  # GA never needs fewer calls
+    assert break_even_oracle_seconds(100, 2.0, math.inf, 0.1) == 0.0  # random search never got there
