@@ -206,3 +206,68 @@ def two_stage_mae(test: pd.DataFrame, predictions: pd.DataFrame) -> dict[str, fl
     metal = y <= 0
     return {"all": float(err.mean()), "metals": float(err[metal].mean()) if metal.any() else float("nan"),
             "semiconductors": float(err[~metal].mean()) if (~metal).any() else float("nan"), "n": int(len(y))}
+
+
+# --------------------------------------------------------------------------- shipping
+TWO_STAGE_NAME = "cgcnn-mp-two-stage"
+HALF_PRECISION_TOLERANCE_EV = 0.002  # ship half-precision weights only when they keep the test MAE this close
+
+
+def ship_two_stage(config: MetalGapConfig, record: dict[str, Any], folder: Path | str | None = None) -> Path:
+    """Export the full run's TwoStageGap (read back from ``config.run_root``) to ``gapkit.pretrained`` with its card.
+
+    ``record`` is the chapter's full-profile record; the shipped model must reproduce its two-stage test MAE.
+    """
+    from gapkit import pretrained
+    from gapkit.estimators import load_estimator
+
+    if config.run_root is None:
+        raise ValueError("Shipping reads the trained models back from config.run_root; this config keeps none.")
+    train, val, test = mp_splits(config)
+    model = fit_two_stage(config, train, val)  # finished run folders are read back, not trained again
+    mae = two_stage_mae(test, model.predict(test))["all"]
+    recorded = record["metrics"]["two_stage_mae_all"]
+    if abs(mae - recorded) > 1e-3:
+        raise ValueError(f"The models in {config.run_root} give a two-stage MAE of {mae:.4f} eV, the record "
+                         f"{recorded:.4f}: they are not the recorded run.")
+    folder = Path(folder) if folder is not None else pretrained.pretrained_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    prov = record["provenance"]
+    card = dict(training_data=f"Materials Project structures, all gaps (mp_structures_kdmsit); {len(train)} train / "
+                              f"{len(val)} val; metal = gap 0 eV; the regressor on the semiconductors",
+                split=f"formula-grouped 6:2:2, seed {config.seed} (gapkit.data.splits.train_val_test_split)",
+                hyperparameters=describe(config),
+                provenance={"device": prov["device"], "commit": prov["commit"], "wall_time_s": prov["wall_time_s"],
+                            "record": f"results/cgcnn_insight-{record['profile']}.json"})
+    for half in (True, False):
+        card["metrics"] = {"test_mae_ev": round(mae, 4), "n_test": len(test),
+                           "roc_auc": record["metrics"]["roc_auc"],
+                           "balanced_accuracy": record["metrics"]["balanced_accuracy"]}
+        path = pretrained.export(model, TWO_STAGE_NAME, folder, half=half, **card)
+        shipped = two_stage_mae(test, load_estimator(path).predict(test))["all"]
+        if not half or abs(shipped - mae) < HALF_PRECISION_TOLERANCE_EV:
+            card["metrics"]["test_mae_ev_as_shipped"] = round(shipped, 4)
+            return pretrained.export(model, TWO_STAGE_NAME, folder, half=half, **card)
+    raise AssertionError("unreachable: full precision is always shipped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``--ship`` exports the full run's two-stage model (run from book/, where its run folders are)."""
+    import argparse
+    import json
+
+    from gapkit.results import results_dir
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--ship", action="store_true", required=True, help="export the two-stage model")
+    parser.add_argument("--run-root", help="where the full run kept its models (default: the full profile's)")
+    args = parser.parse_args(argv)
+    config = insight_configs("full")[1]
+    if args.run_root:
+        config = config.with_(run_root=args.run_root)
+    record = json.loads((results_dir() / "cgcnn_insight-full.json").read_text())
+    print("shipped", ship_two_stage(config, record))
+
+
+if __name__ == "__main__":
+    main()
