@@ -48,6 +48,12 @@ def git_commit(path: Path | None = None) -> str:
     return sha + ("+dirty" if dirty else "")
 
 
+def short_commit(commit: str, length: int = 7) -> str:
+    """A commit hash shortened for tables, keeping '+dirty' (code that differed from the commit) in sight."""
+    sha, dirty, _ = commit.partition("+dirty")
+    return sha[:length] + ("+dirty" if dirty else "")
+
+
 def package_versions() -> dict[str, str]:
     """Return the installed versions of the packages that decide the numbers."""
     out = {"python": sys.version.split()[0]}

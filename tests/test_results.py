@@ -92,3 +92,10 @@ def test_runs_table_has_one_row_per_record(tmp_path):
     assert list(table["chapter"]) == ["models", "search"]
     assert list(table["metrics"]) == [2, 1]
     assert list(table["wall_time_min"]) == [1.5, 0.5]
+
+
+def test_short_commit_keeps_dirty_in_sight():
+    from gapkit.results import short_commit
+
+    assert short_commit("0123456789abcdef") == "0123456"
+    assert short_commit("0123456789abcdef+dirty", 10) == "0123456789+dirty"

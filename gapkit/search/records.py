@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
+from gapkit.results import short_commit
 from gapkit.search.config import SearchConfig
 
 # the value a setting had before the benchmark began to store it (the SearchConfig default of that time);
@@ -228,7 +229,7 @@ def savings_table(variants: dict[str, dict[str, Any]], systems: list[tuple[str, 
                          "random calls to 50 %": saving.random_calls_to_half if saving else np.nan,
                          "fewer calls": saving.ratio if saving else np.nan,
                          "90 % interval": "{:.1f}-{:.1f}".format(*saving.interval) if saving else "-",
-                         "commit": record["provenance"]["commit"][:7]})
+                         "commit": short_commit(record["provenance"]["commit"])})
     return pd.DataFrame(rows)
 
 
@@ -246,7 +247,7 @@ def records_overview(records: Iterable[dict[str, Any]] | None = None) -> pd.Data
         rows.append({"record": record["profile"], "system": f"{record['metrics'].get('formula')}, "
                      f"{record['metrics'].get('n_atoms')} atoms", "methods": ", ".join(methods),
                      "seeds": f"{seeds[0]}-{seeds[-1]}" if seeds else "", "settings unlike the recommended": unlike,
-                     "commit": record["provenance"]["commit"][:7],
+                     "commit": short_commit(record["provenance"]["commit"]),
                      "finished": (record["provenance"].get("finished_utc") or "")[:10]})
     return pd.DataFrame(rows)
 
