@@ -152,7 +152,7 @@ def record_name(args: argparse.Namespace, settings: dict, has_ga: bool) -> str:
     """A record's file name: profile, variant and formula (for people; code selects records by their settings)."""
     if not has_ga:
         variant = "baselines"
-    elif {k: v for k, v in settings.items() if k != "stopped_when_found"} == \
+    elif {k: v for k, v in settings.items() if k not in ("stopped_when_found", "methods")} == \
             {k: v for k, v in RECOMMENDED.items() if k != "stopped_when_found"}:
         variant = "recommended"
     elif settings["final_rounds"] == 1:
