@@ -206,6 +206,7 @@ def search_outcome(state: SearchState, reference: OracleResult | Atoms, oracle: 
     outcome = trajectory_outcome(state.improvements, reference)
     if config.target is not None:
         outcome.below = None
+    match = None
     if relax_match:
         if state.match_checked:
             match = state.relaxed_match
@@ -217,8 +218,9 @@ def search_outcome(state: SearchState, reference: OracleResult | Atoms, oracle: 
     found = first_match(state.improvements, atoms)
     outcome.phase = "" if found is None else found.label
     outcome.best_mev_above_reference = math.nan
-    if state.improvements and energy_per_atom is not None:
-        outcome.best_mev_above_reference = round(1000 * (state.improvements[-1].energy_per_atom - energy_per_atom), 1)
+    if state.improvements and energy_per_atom is not None:  # the relaxed match counts: a search may stop on it
+        best = min(e.energy_per_atom for e in [state.improvements[-1], *([match] if match else [])])
+        outcome.best_mev_above_reference = round(1000 * (best - energy_per_atom), 1)
     return outcome
 
 

@@ -73,6 +73,10 @@ def test_search_outcome_names_the_phase_of_the_first_match_and_the_best_energy_a
     assert bare.phase == "final round 1 screening" and math.isnan(bare.best_mev_above_reference)
     stopped = search_outcome(SearchState(improvements=trail), reference, emt_calculator, with_target(QUICK_CU, fcc))
     assert stopped.below is None  # a search stopped at its target never looked further for a lower crystal
+    # a search that stopped on its target check's relaxation of a screened match ends as low as that relaxation
+    checked = SearchState(improvements=trail[:2], match_checked=True,
+                          relaxed_match=Improvement(45, -3.51, fcc, Phase.RELAXED_MATCH, relaxed=True))
+    assert search_outcome(checked, reference, emt_calculator, QUICK_CU).best_mev_above_reference == -10.0
 
 
 def test_a_single_point_match_is_relaxed_and_its_calls_added():
