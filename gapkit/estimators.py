@@ -742,6 +742,17 @@ class TwoStageGap:
         self.regressor.fit(semis, None if val_df is None else val_df[val_df[TARGET] > METAL_GAP_EV])
         return self
 
+    def choose_threshold(self, val_df: pd.DataFrame) -> TwoStageGap:
+        """Set ``threshold`` to the p(metal) that maximises balanced accuracy on labelled ``val_df`` (never the test
+        part: the threshold is then a fitted setting like any other)."""
+        from gapkit.evaluate.metrics import balanced_threshold
+
+        if TARGET not in val_df.columns:
+            raise KeyError(f"Choosing a threshold needs a {TARGET!r} column (band gap in eV; 0 for metals).")
+        p_metal = self.classifier.predict(val_df)["p_metal"].to_numpy()
+        self.threshold = balanced_threshold(val_df[TARGET].to_numpy() <= METAL_GAP_EV, p_metal)
+        return self
+
     def predict(self, X: Any, batch_size: int | None = None) -> pd.DataFrame:
         """DataFrame with ``gap_ev`` (0 for predicted metals), ``p_metal``, ``is_metal``, ``regressor_gap_ev``."""
         cls = self.classifier.predict(X, batch_size, threshold=self.threshold)

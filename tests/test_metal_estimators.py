@@ -131,3 +131,13 @@ def test_two_stage_fits_end_to_end_with_the_shared_trainer():
     assert (pred.loc[pred["is_metal"], "gap_ev"] == 0).all() and pred["p_metal"].between(0, 1).all()
     with pytest.raises(NotImplementedError):
         model.classifier.calibrate(df)
+
+
+def test_choose_threshold_reads_the_validation_labels(monkeypatch):
+    model = TwoStageGap(classifier_saying(-8.0), regressor_saying(1.7))
+    val = pd.DataFrame({"structure": structures() * 2, "gap_ev": [0.0, 5.0, 7.0, 0.0, 4.0, 6.0]})
+    p = np.array([0.35, 0.1, 0.05, 0.3, 0.2, 0.15])  # the metals score higher, but below 0.5
+    monkeypatch.setattr(model.classifier, "predict", lambda X, *a, **k: pd.DataFrame({"p_metal": p[:len(X)]}))
+    assert model.choose_threshold(val) is model and 0.2 < model.threshold <= 0.3
+    with pytest.raises(KeyError, match="gap_ev"):
+        model.choose_threshold(val.drop(columns="gap_ev"))

@@ -34,6 +34,18 @@ def split_mae(estimator, splits: Mapping[str, pd.DataFrame], target: str = "gap_
             for name, df in splits.items()}
 
 
+def balanced_threshold(is_positive, p_positive) -> float:
+    """The probability threshold that maximises balanced accuracy on labelled data (Youden's J = TPR - FPR)."""
+    from sklearn.metrics import roc_curve
+
+    y = np.asarray(is_positive, dtype=bool)
+    if not 0 < y.sum() < y.size:
+        raise ValueError("choosing a threshold needs both classes in the labels.")
+    fpr, tpr, thresholds = roc_curve(y, np.asarray(p_positive, dtype=float))
+    best = float(thresholds[1:][np.argmax((tpr - fpr)[1:])])  # the first threshold is +inf (nothing positive)
+    return min(max(best, 1e-6), 1 - 1e-6)  # a probability strictly inside (0, 1)
+
+
 def classification_metrics(is_positive, p_positive, threshold: float = 0.5) -> dict[str, float]:
     """ROC AUC, accuracy, balanced accuracy and the accuracy on each class of probabilistic predictions."""
     from sklearn.metrics import balanced_accuracy_score, roc_auc_score

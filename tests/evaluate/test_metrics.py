@@ -33,3 +33,17 @@ def test_plots_draw_with_labels():
     assert len(ax.lines) == 2 and ax.get_xlabel() == "epoch"
     ax = plots.architecture_diagram()
     assert any("CGCrabNet" in t.get_text() for t in ax.texts)
+
+
+def test_balanced_threshold_maximises_balanced_accuracy():
+    from gapkit.evaluate.metrics import balanced_threshold, classification_metrics
+
+    rng = np.random.default_rng(0)
+    y = rng.random(400) < 0.3
+    p = np.clip(0.25 + 0.3 * y + rng.normal(0, 0.12, 400), 0, 1)  # positives score higher, all below 0.5-ish
+    t = balanced_threshold(y, p)
+    best = classification_metrics(y, p, threshold=t)["balanced_accuracy"]
+    assert best >= max(classification_metrics(y, p, threshold=u)["balanced_accuracy"] for u in np.linspace(0.05, 0.95, 91))
+    assert best > classification_metrics(y, p, threshold=0.5)["balanced_accuracy"] + 0.05
+    with pytest.raises(ValueError, match="both classes"):
+        balanced_threshold(np.ones(3, bool), [0.2, 0.5, 0.9])
