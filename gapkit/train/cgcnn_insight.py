@@ -89,15 +89,15 @@ class MetalGapConfig(_NetworkSettings):
 
     n_materials: int | None = None  # None: all 36,737
     regressor_epochs: int | None = None  # None: max_epochs
-    threshold: float = 0.5
+    threshold: float | str = 0.5  # p(metal) to call a metal, or "validation": the balanced-accuracy optimum there
     seed: int = 0
 
     def __post_init__(self) -> None:
         self._validate()
         if self.n_materials is not None and self.n_materials < 50:
             raise ValueError(f"n_materials must be None (all) or >= 50, got {self.n_materials}.")
-        if not 0 < self.threshold < 1:
-            raise ValueError(f"threshold is a probability in (0, 1), got {self.threshold}.")
+        if self.threshold != "validation" and not (isinstance(self.threshold, float) and 0 < self.threshold < 1):
+            raise ValueError(f"threshold is a probability in (0, 1) or 'validation', got {self.threshold!r}.")
         if self.regressor_epochs is not None and self.regressor_epochs < 1:
             raise ValueError(f"regressor_epochs must be >= 1 or None, got {self.regressor_epochs}.")
 
@@ -118,7 +118,8 @@ PROFILES: dict[str, tuple[PerovskiteSiteConfig, MetalGapConfig]] = {
     "full": (PerovskiteSiteConfig(n_structures=None, node_dim=64, n_conv=3, hidden_dim=128, max_epochs=300,
                                   patience=40, batch_size=64, lr_max=5e-3, run_root="runs/cgcnn_insight-full"),
              MetalGapConfig(n_materials=None, node_dim=64, n_conv=3, hidden_dim=128, max_epochs=100,
-                            patience=15, batch_size=128, lr_max=5e-3, run_root="runs/cgcnn_insight-full")),
+                            patience=15, batch_size=128, lr_max=5e-3, threshold="validation",
+                            run_root="runs/cgcnn_insight-full")),
 }
 
 
@@ -168,12 +169,15 @@ def mp_splits(config: MetalGapConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
 
 
 def fit_two_stage(config: MetalGapConfig, train: pd.DataFrame, val: pd.DataFrame) -> TwoStageGap:
-    """A fitted TwoStageGap: MetalClassifier on all rows, band-gap CGCNN on the semiconductors."""
+    """A fitted TwoStageGap: MetalClassifier on all rows, band-gap CGCNN on the semiconductors; its metal threshold
+    fixed or, with ``threshold="validation"``, chosen on ``val`` for balanced accuracy."""
     from gapkit.estimators import CGCNN, MetalClassifier, TwoStageGap
 
     regressor = CGCNN(**{**config.estimator_params(config.seed, "regressor"),
                          "max_epochs": config.regressor_epochs or config.max_epochs})
     classifier = MetalClassifier(**config.estimator_params(config.seed, "classifier"))
+    if config.threshold == "validation":
+        return TwoStageGap(classifier, regressor).fit(train, val).choose_threshold(val)
     return TwoStageGap(classifier, regressor, threshold=config.threshold).fit(train, val)
 
 

@@ -27,10 +27,15 @@ def test_perovskite_config_refuses_bad_values(bad):
         PerovskiteSiteConfig().with_(**bad)
 
 
-@pytest.mark.parametrize("bad", [dict(threshold=1.0), dict(n_materials=10), dict(regressor_epochs=0)])
+@pytest.mark.parametrize("bad", [dict(threshold=1.0), dict(threshold="best"), dict(n_materials=10),
+                                 dict(regressor_epochs=0)])
 def test_metal_config_refuses_bad_values(bad):
     with pytest.raises(ValueError):
         MetalGapConfig().with_(**bad)
+
+
+def test_full_profile_chooses_its_metal_threshold_on_validation():
+    assert insight_configs("full")[1].threshold == "validation" and insight_configs("quick")[1].threshold == 0.5
 
 
 def test_two_stage_mae_splits_metals_and_semiconductors():
