@@ -27,7 +27,7 @@ def test_predict_formulas_from_csv(tmp_path, frame, shared_data_dir):
     pd.testing.assert_series_equal(out["gap_ev"], model.predict(frame)["gap_ev"], check_exact=False, rtol=1e-6)
 
 
-def test_predict_from_cif_files_and_formula_error(tmp_path, frame, capsys):
+def test_predict_from_cif_files_and_formula_error(tmp_path, frame, capsys, shared_data_dir):
     model = CGCNN(**params(CGCNN, tmp_path, max_epochs=1)).fit(frame.iloc[:9], frame.iloc[9:])
     model.save(tmp_path / "cgcnn.pt")
     cifs = []

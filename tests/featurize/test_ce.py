@@ -82,7 +82,7 @@ def test_spinel_prototype_matches_the_authors_template(shared_data_dir):
             assert a.mean_distance == pytest.approx(b.mean_distance, abs=0.03)
 
 
-def test_real_perovskite_features_have_no_table_slips_a_small_subset_would_magnify():
+def test_real_perovskite_features_have_no_table_slips_a_small_subset_would_magnify(shared_data_dir):
     # Before the errata (Mg metallic radius 1602 Å) a network standardised on 25 perovskites without Mg saw a
     # Mg compound ~5,000 standard deviations out and predicted 4-5 eV/atom errors in the learning curve.
     from gapkit.data import load_li2023_perovskites

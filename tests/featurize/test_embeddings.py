@@ -8,7 +8,7 @@ import pytest
 from gapkit.featurize.composition import encode_formula
 from gapkit.featurize.embeddings import coverage, embedding_matrix, get_embedding, list_embeddings
 
-NEEDS_SHARED = {"atom2vec", "crabnet_mat2vec", "crabnet_onehot", "jarvis", "cgcnn", "elemnet", "matscholar"}
+NEEDS_SHARED = {"atom2vec", "crabnet_mat2vec", "crabnet_onehot", "crabnet_magpie", "jarvis", "cgcnn", "elemnet", "matscholar"}
 
 
 @pytest.mark.parametrize("name", list_embeddings())

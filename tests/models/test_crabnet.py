@@ -82,7 +82,7 @@ def test_element_table_from_crabnet_mat2vec(shared_data_dir):
     np.testing.assert_allclose(table[real].mean(axis=0), 0, atol=1e-4)  # standardised over real elements
 
 
-def test_packed_encoder_equals_torch_transformer_encoder():
+def test_packed_encoder_equals_torch_transformer_encoder(shared_data_dir):
     """The packed layers compute nn.TransformerEncoder's function on the real elements, with its weights."""
     torch.manual_seed(0)
     model = CrabNetModel(element_table("crabnet_onehot"), d_model=32, n_layers=2, n_heads=4, d_ff=64).eval()
