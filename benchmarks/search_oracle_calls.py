@@ -152,7 +152,7 @@ def record_name(args: argparse.Namespace, settings: dict, has_ga: bool) -> str:
     """A record's file name: profile, variant and formula (for people; code selects records by their settings)."""
     if not has_ga:
         variant = "baselines"
-    elif {k: v for k, v in settings.items() if k not in ("stopped_when_found", "methods")} == \
+    elif {k: v for k, v in settings.items() if k != "stopped_when_found"} == \
             {k: v for k, v in RECOMMENDED.items() if k != "stopped_when_found"}:
         variant = "recommended"
     elif settings["final_rounds"] == 1:
@@ -236,7 +236,8 @@ def main() -> None:
             from gapkit.results import record_results
             from gapkit.runtime import describe_device
 
-            settings = {**config_settings(ga_config(args, 0), args.stop_when_found), "methods": args.methods}
+            # the methods run are the per-seed columns (gapkit.search.records.record_methods), not a setting
+            settings = config_settings(ga_config(args, 0), args.stop_when_found)
             path = record_results("search", record_name(args, settings, "ga_potential" in calls), {
                 "formula": args.formula, "n_atoms": args.n_atoms, "settings": settings,
                 # JSON has no infinity: never found -> null

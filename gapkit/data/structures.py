@@ -133,30 +133,24 @@ def _connect(dataset: str, filename: str) -> sqlite3.Connection | None:
     return None
 
 
-def _load_cache(dataset: str, filename: str, ids: Iterable[Any]) -> dict[Any, Any]:
-    """The cached rows among ``ids`` (structure, or the CIFParseError of a bad row), from memory or disk."""
-    table = _memory.setdefault((dataset, filename), {})
-    missing = [rid for rid in dict.fromkeys(ids) if rid not in table]
-    db = _connect(dataset, filename) if missing else None
-    if db is not None:
-        by_key = {str(rid): rid for rid in missing}
-        keys = list(by_key)
-        try:
-            for i in range(0, len(keys), 900):  # SQLite caps the parameters of one statement
-                chunk = keys[i:i + 900]
-                rows = db.execute(f"SELECT id, value FROM rows WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-                for key, blob in rows:
-                    table[by_key[key]] = pickle.loads(blob)
-        except (sqlite3.Error, pickle.UnpicklingError, EOFError) as exc:
-            logger.warning("Ignoring unreadable structure cache for %s/%s (%s)", dataset, filename, exc)
-        finally:
-            db.close()
-    return table
+def _load_cache(db: sqlite3.Connection | None, table: dict[Any, Any], missing: list[Any]) -> None:
+    """Read the rows ``missing`` from ``table`` (id -> structure, or the CIFParseError of a bad row) out of ``db``."""
+    if db is None:
+        return
+    by_key = {str(rid): rid for rid in missing}
+    keys = list(by_key)
+    try:
+        for i in range(0, len(keys), 900):  # SQLite caps the parameters of one statement
+            chunk = keys[i:i + 900]
+            rows = db.execute(f"SELECT id, value FROM rows WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            for key, blob in rows:
+                table[by_key[key]] = pickle.loads(blob)
+    except (sqlite3.Error, pickle.UnpicklingError, EOFError) as exc:
+        logger.warning("Ignoring an unreadable structure cache (%s)", exc)
 
 
-def _save_cache(dataset: str, filename: str, new: dict[Any, Any]) -> None:
-    """Add the rows ``new`` (id -> structure or CIFParseError) to the file's cache in one transaction."""
-    db = _connect(dataset, filename)
+def _save_cache(db: sqlite3.Connection | None, new: dict[Any, Any]) -> None:
+    """Add the rows ``new`` (id -> structure or CIFParseError) to ``db`` in one transaction."""
     if db is None:
         return
     try:
@@ -165,9 +159,34 @@ def _save_cache(dataset: str, filename: str, new: dict[Any, Any]) -> None:
                            [(str(rid), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
                             for rid, value in new.items()])
     except sqlite3.Error as exc:
-        logger.warning("Could not write the structure cache for %s/%s (%s)", dataset, filename, exc)
+        logger.warning("Could not write the structure cache (%s)", exc)
+
+
+def _parsed_rows(dataset: str, source: str, ids: list[Any], cifs: list[str], progress: bool) -> dict[Any, Any]:
+    """Each id's structure (or CIFParseError): from this process's memory, then the disk cache (one connection,
+    opened only when memory lacks a row), then parsed and added to both."""
+    table = _memory.setdefault((dataset, source), {})
+    missing = [rid for rid in dict.fromkeys(ids) if rid not in table]
+    if not missing:
+        return table
+    db = _connect(dataset, source)
+    try:
+        _load_cache(db, table, missing)
+        todo = [(rid, cif) for rid, cif in zip(ids, cifs) if rid not in table]
+        new: dict[Any, Any] = {}
+        for rid, cif in tqdm(todo, desc=f"parsing {dataset}/{source}", disable=not progress or not todo,
+                             leave=False):
+            try:
+                new[rid] = structure_from_cif(cif, label=f"{dataset}/{source} row id {rid}", engine="pymatgen")
+            except CIFParseError as exc:
+                new[rid] = exc  # remembered so a bad row is not re-parsed either
+        if new:
+            table.update(new)
+            _save_cache(db, new)
     finally:
-        db.close()
+        if db is not None:
+            db.close()
+    return table
 
 
 def attach_structures(
@@ -186,18 +205,7 @@ def attach_structures(
     structures: list[Any] = [None] * len(df)
     failures: list[str] = []
     for source, group in df.groupby(source_col, sort=False):
-        table = _load_cache(dataset, str(source), group[id_col])
-        todo = [(rid, cif) for rid, cif in zip(group[id_col], group[cif_col]) if rid not in table]
-        new: dict[Any, Any] = {}
-        for rid, cif in tqdm(todo, desc=f"parsing {dataset}/{source}", disable=not progress or not todo,
-                             leave=False):
-            try:
-                new[rid] = structure_from_cif(cif, label=f"{dataset}/{source} row id {rid}", engine="pymatgen")
-            except CIFParseError as exc:
-                new[rid] = exc  # remembered so a bad row is not re-parsed either
-        if new:
-            table.update(new)
-            _save_cache(dataset, str(source), new)
+        table = _parsed_rows(dataset, str(source), list(group[id_col]), list(group[cif_col]), progress)
         for pos, rid in zip(group.index, group[id_col]):
             value = table[rid]
             if isinstance(value, CIFParseError):

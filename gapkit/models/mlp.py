@@ -65,12 +65,12 @@ class MLPRegressor(nn.Module):
 
     def set_input_scaling(self, x: torch.Tensor) -> None:
         """Standardise inputs with the column means / stds of ``x`` (constant columns get std 1)."""
-        x = torch.as_tensor(x, dtype=torch.float32)
+        # statistics in float64 on the CPU (one definition: column_scale), whatever device x lives on
+        x = torch.as_tensor(x).detach().to("cpu", torch.float64)
         if x.ndim != 2 or x.shape[1] != self.config.n_features:
             raise ValueError(f"x must be [n, {self.config.n_features}], got {tuple(x.shape)}.")
-        std = torch.as_tensor(column_scale(x.numpy()), dtype=torch.float32)
         self.x_mean.copy_(x.mean(dim=0))
-        self.x_std.copy_(std)
+        self.x_std.copy_(torch.from_numpy(column_scale(x.numpy())))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(prediction, log-scale) for a raw (unscaled) feature matrix."""

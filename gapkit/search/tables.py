@@ -95,12 +95,14 @@ def savings_by_criterion(runs: dict[str, tuple[pd.DataFrame, pd.DataFrame | None
     return pd.DataFrame(rows).T
 
 
-def headline_row(ga: pd.DataFrame, random: pd.DataFrame, ase_ga: pd.DataFrame | None = None) -> dict[str, object]:
+def headline_row(ga: pd.DataFrame, random: pd.DataFrame, ase_ga: pd.DataFrame | None = None,
+                 saving: Savings | None = None) -> dict[str, object]:
     """One system's row of the chapter's headline table: for the GA, random search and (if given) ase-ga, the seeds
     that found the reference (with a 90 % Wilson interval) and the calls by which half the seeds had it (inf: never
     within the run's budget); then random search's calls to 50 % over the GA's with a 90 % bootstrap interval
-    (``>`` where random search never got there and its budget bounds the ratio)."""
-    saving = oracle_savings(ga, random)
+    (``>`` where random search never got there and its budget bounds the ratio). ``saving``: the GA's
+    :func:`oracle_savings` over ``random`` where the caller has it already."""
+    saving = oracle_savings(ga, random) if saving is None else saving
     methods = [("GA", ga, "ga_potential"), ("random", random, "random")]
     if ase_ga is not None:
         methods.append(("ase-ga", ase_ga, "ase_ga"))
@@ -118,13 +120,12 @@ def headline_row(ga: pd.DataFrame, random: pd.DataFrame, ase_ga: pd.DataFrame | 
     return row
 
 
-def cost_row(ga: pd.DataFrame, ga_seconds_per_call: float, random: pd.DataFrame,
-             random_seconds_per_call: float) -> dict[str, float]:
+def cost_row(saving: Savings, ga_seconds_per_call: float, random_seconds_per_call: float) -> dict[str, float]:
     """Wall seconds per oracle call of the GA and of random search in their runs (each with its own records' wall
-    times), and the oracle cost per call above which the GA reaches 50 % success first
-    (:func:`~gapkit.search.statistics.break_even_oracle_seconds`; NaN where a run's time is not its own)."""
-    ga_half = calls_to_half_success(list(ga["ga_potential"].astype(float)))
-    rs_half = calls_to_half_success(list(random["random"].astype(float)))
+    times), and the oracle cost per call above which the GA reaches 50 % success first, from the calls to 50 % in
+    ``saving`` (:func:`~gapkit.search.statistics.break_even_oracle_seconds`; NaN where a run's time is not its
+    own)."""
+    ga_half, rs_half = saving.calls_to_half, saving.random_calls_to_half
     known = np.isfinite(ga_seconds_per_call) and np.isfinite(random_seconds_per_call)
     return {"GA: s per call": round(ga_seconds_per_call, 2), "random: s per call": round(random_seconds_per_call, 2),
             "GA first above (s per oracle call)": round(break_even_oracle_seconds(

@@ -44,9 +44,15 @@ def test_mp_table_without_parsing():
     assert "cif" not in df.columns
 
 
-def test_mp_structures_subset_is_seeded_and_cached(isolated_cache):
+def test_mp_structures_subset_is_seeded_and_cached(isolated_cache, monkeypatch):
+    opened = []
+    connect = gstruct._connect
+    monkeypatch.setattr(gstruct, "_connect", lambda *a: opened.append(a) or connect(*a))
     a = gd.load_mp_structures(nonzero=True, n=20, seed=1, progress=False)
+    shards = len(opened)
+    assert shards >= 1 and len(set(opened)) == shards  # a miss reads and writes through one connection per file
     b = gd.load_mp_structures(nonzero=True, n=20, seed=1, progress=False)
+    assert len(opened) == shards  # rows held in memory touch no disk cache
     assert list(a["id"]) == list(b["id"])
     assert all(isinstance(s, Structure) for s in a["structure"])
     assert (a["structure"].map(len) == a["nsites"]).all()

@@ -29,8 +29,8 @@ def _args(**flags) -> argparse.Namespace:
 def test_the_default_is_the_recommended_method_and_flags_name_its_variants(bench):
     settings = config_settings(bench.ga_config(_args(), 0), stopped_when_found=True)
     assert settings == RECOMMENDED and bench.record_name(_args(), settings, True) == "quick-recommended-Si2"
-    # a record also stores the methods run beside the GA: they do not make it a variant
-    assert bench.record_name(_args(), {**settings, "methods": ["none"]}, True) == "quick-recommended-Si2"
+    # a record without the GA is named for its baselines, whatever its (unused) GA settings
+    assert bench.record_name(_args(), settings, False) == "quick-baselines-Si2"
     paper = bench.ga_config(_args(paper=True), 0)
     assert paper.final.rounds == 1 and paper.budget is None
     assert bench.record_name(_args(paper=True), config_settings(paper), True) == "quick-paper-Si2"
