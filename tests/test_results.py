@@ -99,3 +99,13 @@ def test_short_commit_keeps_dirty_in_sight():
 
     assert short_commit("0123456789abcdef") == "0123456"
     assert short_commit("0123456789abcdef+dirty", 10) == "0123456789+dirty"
+
+
+def test_each_committed_record_is_named_by_its_chapter_and_profile():
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    for path in results.glob("*.json"):
+        record = json.loads(path.read_text())
+        # the book selects records by their content; a renamed file must not leave the stored name behind
+        assert path.stem == f"{record['chapter']}-{record['profile']}", path.name
