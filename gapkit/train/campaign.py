@@ -135,8 +135,10 @@ def make_estimator(run: Run, config: CampaignConfig, run_dir: Path):
     return cls(**params, **own)
 
 
-def train_run(run: Run, config: CampaignConfig, root: Path, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    """Train one run (resuming a killed one), save its model, and write and return its result."""
+def train_run(run: Run, config: CampaignConfig, root: Path, splits: dict[str, pd.DataFrame],
+              retrain: bool = False) -> dict[str, Any]:
+    """Train one run (resuming a killed one), save its model, and write and return its result; ``retrain``
+    ignores a result kept in the committed ledger (e.g. one trained from a modified tree), not one under ``root``."""
     from gapkit.evaluate.metrics import regression_metrics
     from gapkit.results import git_commit
     from gapkit.runtime import describe_device
@@ -146,7 +148,7 @@ def train_run(run: Run, config: CampaignConfig, root: Path, splits: dict[str, pd
     if done.is_file():
         return json.loads(done.read_text())
     kept = results_dir_for_artefacts() / f"result-{run.key}.json"
-    if kept.is_file():  # finished in an earlier session, its folder gone
+    if kept.is_file() and not retrain:  # finished in an earlier session, its folder gone
         return json.loads(kept.read_text())
     folder.mkdir(parents=True, exist_ok=True)
     estimator = make_estimator(run, config, folder / "train")
@@ -210,8 +212,10 @@ def verdict(diffs: list[float]) -> str:
     return "no significant difference" if len(diffs) >= 3 else f"not enough splits ({len(diffs)} of 3)"
 
 
-def run_campaign(root: Path, config: CampaignConfig, only: list[str] | None = None) -> list[dict[str, Any]]:
-    """Train every planned run that is not finished yet (``only``: run keys to restrict to)."""
+def run_campaign(root: Path, config: CampaignConfig, only: list[str] | None = None,
+                 retrain: bool = False) -> list[dict[str, Any]]:
+    """Train every planned run that is not finished yet (``only``: run keys to restrict to; ``retrain``: train
+    them again under ``root`` even where the committed ledger has their result)."""
     import torch
 
     torch.set_num_threads(config.threads)
@@ -221,14 +225,14 @@ def run_campaign(root: Path, config: CampaignConfig, only: list[str] | None = No
     for run in plan(config):
         if only and run.key not in only:
             continue
-        if not any(p.is_file() for p in (root / run.key / "result.json",
-                                         results_dir_for_artefacts() / f"result-{run.key}.json")):
+        kept = () if retrain else (results_dir_for_artefacts() / f"result-{run.key}.json",)
+        if not any(p.is_file() for p in (root / run.key / "result.json", *kept)):
             data_key = (run.dataset, run.split_seed)
             if data_key not in cache:
                 cache.clear()  # one dataset in memory at a time
                 cache[data_key] = load_splits(run.dataset, run.split_seed, config)
             logger.info("training %s", run.key)
-        result = train_run(run, config, root, cache.get((run.dataset, run.split_seed), {}))
+        result = train_run(run, config, root, cache.get((run.dataset, run.split_seed), {}), retrain=retrain)
         logger.info("%s: test MAE %.4f eV after %d epochs (%.0f s)", run.key, result["mae"]["test"],
                     result["epochs"], result["wall_time_s"])
         results.append(result)
@@ -368,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=Path("runs/models-full"))
     parser.add_argument("--only", nargs="*", help="run keys to train (default: every planned run)")
+    parser.add_argument("--retrain", action="store_true",
+                        help="with --only: train those runs again under --root although the ledger has them")
     parser.add_argument("--plan", action="store_true", help="print the planned run keys and exit")
     parser.add_argument("--record", action="store_true", help="write results/models-full.json from finished runs")
     parser.add_argument("--ship", action="store_true", help="export finished shipped runs to data/pretrained")
@@ -386,7 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.record:
             print("recorded", record(args.root, config))
         return 0
-    run_campaign(args.root, config, args.only)
+    if args.retrain and not args.only:
+        parser.error("--retrain needs --only KEY...: retraining every run is a new campaign (a new --root)")
+    run_campaign(args.root, config, args.only, retrain=args.retrain)
     return 0
 
 

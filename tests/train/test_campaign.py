@@ -87,3 +87,9 @@ def test_record_and_ship_from_finished_runs(tmp_path, monkeypatch, toy_splits):
     shutil.rmtree(tmp_path / "runs")
     assert [r["key"] for r in campaign.finished(tmp_path / "runs")] == [run.key]
     assert train_run(run, config, tmp_path / "runs", {})["key"] == run.key
+    # retrained (the ledger's entry came from a modified tree, say), the run's new result under root wins
+    again = train_run(run, config, tmp_path / "rerun", splits, retrain=True)
+    assert (tmp_path / "rerun" / run.key / "result.json").is_file()
+    assert [r["wall_time_s"] for r in campaign.finished(tmp_path / "rerun")] == [again["wall_time_s"]]
+    with pytest.raises(SystemExit):
+        campaign.main(["--retrain"])  # every run again is a new campaign, not a retrain
