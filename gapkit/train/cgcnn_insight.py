@@ -241,6 +241,7 @@ def ship_two_stage(config: MetalGapConfig, record: dict[str, Any], folder: Path 
                               f"{len(val)} val; metal = gap 0 eV; the regressor on the semiconductors",
                 split=f"formula-grouped 6:2:2, seed {config.seed} (gapkit.data.splits.train_val_test_split)",
                 hyperparameters={k: v for k, v in describe(config).items() if k != "run_root"},  # a local path
+                metal_threshold=round(float(model.threshold), 4),  # p(metal) from which a crystal is called a metal
                 provenance={"device": prov["device"], "commit": prov["commit"], "wall_time_s": prov["wall_time_s"],
                             "record": f"results/cgcnn_insight-{record['profile']}.json"})
     for half in (True, False):

@@ -65,6 +65,7 @@ def test_ship_two_stage_exports_the_recorded_run_and_refuses_another(tmp_path, s
     assert card["metrics"]["test_mae_ev"] == pytest.approx(mae, abs=1e-4)
     shipped = two_stage_mae(test, load_estimator(path).predict(test))["all"]
     assert shipped == pytest.approx(card["metrics"]["test_mae_ev_as_shipped"], abs=1e-4)
+    assert card["metal_threshold"] == pytest.approx(load_estimator(path).threshold, abs=1e-4)
     with pytest.raises(ValueError, match="not the recorded run"):
         ship_two_stage(config, {**record, "metrics": {**record["metrics"], "two_stage_mae_all": mae + 0.5}},
                        tmp_path / "other")
