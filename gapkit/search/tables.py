@@ -112,8 +112,10 @@ def headline_row(ga: pd.DataFrame, random: pd.DataFrame, ase_ga: pd.DataFrame | 
         hits = int(np.isfinite(calls).sum())
         low, high = wilson_interval(hits, len(calls), 0.9)
         row[f"{name}: found"] = f"{hits}/{len(calls)} ({low:.2f}-{high:.2f})"
+    known = {"GA": saving.calls_to_half, "random": saving.random_calls_to_half}  # computed once, in the saving
     for name, frame, column in methods:
-        row[f"{name}: calls to 50 %"] = calls_to_half_success(list(frame[column].astype(float)))
+        row[f"{name}: calls to 50 %"] = (known[name] if name in known
+                                         else calls_to_half_success(list(frame[column].astype(float))))
     row["random budget"] = saving.random_budget
     low, high = saving.interval
     row["fewer calls than random"] = f"{saving.bound.replace('=', '')}{saving.ratio:.1f}x ({low:.1f}-{high:.1f})"
